@@ -1,0 +1,120 @@
+"""Every unit conversion in tridft, and nowhere else.
+
+Internal units (see docs/architecture.md):
+
+=================  =======================================
+quantity           internal unit
+=================  =======================================
+energy             eV
+length             Angstrom
+force              eV / Angstrom
+dipole             e * Angstrom
+polarizability     Angstrom^3 (polarizability volume, alpha / (4 pi eps0))
+=================  =======================================
+
+Files may use other units. Each ``*_TO_INTERNAL`` table maps a unit name as a
+user writes it (case-insensitive) to the factor that multiplies a value in that
+unit to give the internal unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HARTREE_EV = 27.211386245988
+BOHR_ANGSTROM = 0.529177210903
+KCAL_PER_MOL_EV = 0.0433641043
+KJ_PER_MOL_EV = 0.0103642688
+DEBYE_E_ANGSTROM = 0.20819433
+# alpha in e*Angstrom^2/V times 1/(4 pi eps0) in V*Angstrom/e gives Angstrom^3.
+E_ANGSTROM2_PER_V_ANGSTROM3 = 14.3996454
+BOHR3_ANGSTROM3 = BOHR_ANGSTROM**3  # 0.148184711...
+
+ENERGY_TO_INTERNAL = {
+    "ev": 1.0,
+    "mev": 1e-3,
+    "hartree": HARTREE_EV,
+    "ha": HARTREE_EV,
+    "kcal/mol": KCAL_PER_MOL_EV,
+    "kj/mol": KJ_PER_MOL_EV,
+}
+LENGTH_TO_INTERNAL = {
+    "angstrom": 1.0,
+    "a": 1.0,
+    "bohr": BOHR_ANGSTROM,
+    "nm": 10.0,
+}
+POLARIZABILITY_TO_INTERNAL = {
+    "angstrom^3": 1.0,
+    "a^3": 1.0,
+    "bohr^3": BOHR3_ANGSTROM3,
+    "au": BOHR3_ANGSTROM3,
+    "e*angstrom^2/v": E_ANGSTROM2_PER_V_ANGSTROM3,
+}
+DIPOLE_TO_INTERNAL = {
+    "e*angstrom": 1.0,
+    "e*a": 1.0,
+    "debye": DEBYE_E_ANGSTROM,
+    "e*bohr": BOHR_ANGSTROM,
+    "au": BOHR_ANGSTROM,
+}
+
+_TABLES = {
+    "energy": ENERGY_TO_INTERNAL,
+    "length": LENGTH_TO_INTERNAL,
+    "polarizability": POLARIZABILITY_TO_INTERNAL,
+    "dipole": DIPOLE_TO_INTERNAL,
+}
+
+
+class UnknownUnitError(ValueError):
+    """A unit name that tridft does not know."""
+
+
+def factor(quantity: str, unit: str) -> float:
+    """Factor that converts a value of ``quantity`` given in ``unit`` to internal units.
+
+    >>> round(factor("energy", "Hartree"), 6)
+    27.211386
+    """
+    table = _TABLES[quantity]
+    key = unit.strip().lower().replace(" ", "")
+    if key not in table:
+        known = ", ".join(sorted(table))
+        raise UnknownUnitError(f"unknown {quantity} unit '{unit}' (known: {known})")
+    return table[key]
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    """The units a file uses. Forces are energy/length, derived, never given separately."""
+
+    energy: str = "eV"
+    length: str = "Angstrom"
+    polarizability: str = "Angstrom^3"
+    dipole: str = "e*Angstrom"
+
+    def validate(self) -> None:
+        """Raise UnknownUnitError naming the first unit that is not known."""
+        for quantity in _TABLES:
+            factor(quantity, getattr(self, quantity))
+
+    @property
+    def energy_factor(self) -> float:
+        return factor("energy", self.energy)
+
+    @property
+    def length_factor(self) -> float:
+        return factor("length", self.length)
+
+    @property
+    def force_factor(self) -> float:
+        return self.energy_factor / self.length_factor
+
+    @property
+    def polarizability_factor(self) -> float:
+        return factor("polarizability", self.polarizability)
+
+    @property
+    def dipole_factor(self) -> float:
+        return factor("dipole", self.dipole)
