@@ -1,0 +1,111 @@
+"""The shared equivariant backbone: PaiNN-style message passing (Schuett et al. 2021).
+
+Every atom carries invariant scalars s (N, F) and equivariant vectors v (N, 3, F).
+Messages depend on distances through a smooth radial basis and on directions
+only through unit vectors, so the scalars are invariant and the vectors rotate
+with the structure (and flip sign under inversion, like positions do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tridft.data.batch import Batch
+from tridft.model.radial import BesselBasis, PolynomialEnvelope
+from tridft.model.scatter import scatter_sum
+
+
+@dataclass
+class AtomFeatures:
+    """scalars (N, F) invariant; vectors (N, 3, F) equivariant."""
+
+    scalars: torch.Tensor
+    vectors: torch.Tensor
+
+
+class MessageBlock(nn.Module):
+    """Gathers from neighbours: filters from distances, directions for new vectors."""
+
+    def __init__(self, features: int, radial_basis: int):
+        super().__init__()
+        self.features = features
+        self.scalar_mlp = nn.Sequential(nn.Linear(features, features), nn.SiLU(),
+                                        nn.Linear(features, 3 * features))
+        self.filter = nn.Linear(radial_basis, 3 * features)
+
+    def forward(self, x: AtomFeatures, edge_index: torch.Tensor, radial: torch.Tensor,
+                envelope: torch.Tensor, unit_vectors: torch.Tensor,
+                neighbor_norm: float) -> AtomFeatures:
+        centers, neighbors = edge_index
+        # (E, 3F): per-edge weights, smoothly zero at the cutoff.
+        weights = self.scalar_mlp(x.scalars)[neighbors] * self.filter(radial) \
+            * envelope.unsqueeze(-1)
+        gate_vector, gate_scalar, gate_direction = torch.split(weights, self.features, dim=-1)
+        message_scalars = gate_scalar
+        message_vectors = (x.vectors[neighbors] * gate_vector.unsqueeze(1)
+                           + unit_vectors.unsqueeze(-1) * gate_direction.unsqueeze(1))
+        n_atoms = x.scalars.shape[0]
+        # Dividing by the mean neighbour count keeps activations O(1) for any density.
+        return AtomFeatures(
+            scalars=x.scalars + scatter_sum(message_scalars, centers, n_atoms) / neighbor_norm,
+            vectors=x.vectors + scatter_sum(message_vectors, centers, n_atoms) / neighbor_norm,
+        )
+
+
+class UpdateBlock(nn.Module):
+    """Mixes channels within each atom: scalars see vector norms, vectors are rescaled."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.features = features
+        self.mix_u = nn.Linear(features, features, bias=False)
+        self.mix_v = nn.Linear(features, features, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(2 * features, features), nn.SiLU(),
+                                 nn.Linear(features, 3 * features))
+
+    def forward(self, x: AtomFeatures) -> AtomFeatures:
+        u = self.mix_u(x.vectors)  # (N, 3, F)
+        v = self.mix_v(x.vectors)
+        # Smooth norm: sqrt(|v|^2 + eps) keeps the gradient finite at v = 0.
+        v_norm = torch.sqrt((v * v).sum(dim=1) + 1e-8)
+        a = self.mlp(torch.cat([x.scalars, v_norm], dim=-1))
+        a_vv, a_sv, a_ss = torch.split(a, self.features, dim=-1)
+        return AtomFeatures(
+            scalars=x.scalars + a_ss + a_sv * (u * v).sum(dim=1),
+            vectors=x.vectors + a_vv.unsqueeze(1) * u,
+        )
+
+
+class PaiNNBackbone(nn.Module):
+    """Batch -> AtomFeatures after ``layers`` rounds of message passing and update."""
+
+    def __init__(self, features: int, layers: int, cutoff: float, radial_basis: int,
+                 envelope_exponent: int = 5, average_neighbors: float = 1.0):
+        super().__init__()
+        self.features = features
+        self.cutoff = cutoff
+        self.embedding = nn.Embedding(119, features)
+        self.radial = BesselBasis(cutoff, radial_basis)
+        self.envelope = PolynomialEnvelope(cutoff, envelope_exponent)
+        self.messages = nn.ModuleList(MessageBlock(features, radial_basis) for _ in range(layers))
+        self.updates = nn.ModuleList(UpdateBlock(features) for _ in range(layers))
+        self.register_buffer("average_neighbors", torch.tensor(float(max(average_neighbors, 1.0))))
+
+    def forward(self, batch: Batch) -> AtomFeatures:
+        vectors = batch.edge_vectors()  # (E, 3) Angstrom
+        distances = torch.linalg.norm(vectors, dim=-1)  # (E,)
+        unit_vectors = vectors / distances.unsqueeze(-1)
+        radial = self.radial(distances)  # (E, K)
+        envelope = self.envelope(distances)  # (E,)
+
+        scalars = self.embedding(batch.numbers)
+        x = AtomFeatures(scalars=scalars,
+                         vectors=scalars.new_zeros(scalars.shape[0], 3, self.features))
+        norm = float(self.average_neighbors)
+        for message, update in zip(self.messages, self.updates):
+            x = message(x, batch.edge_index, radial, envelope, unit_vectors, norm)
+            x = update(x)
+        return x

@@ -1,0 +1,80 @@
+"""The latent bottleneck shared by every head.
+
+Backbone features (N, F) + (N, 3, F) are compressed per atom to a small latent:
+scalars (N, Ls) that are variational (a Gaussian with learned mean and
+log-variance, sampled while training, the mean at inference, with a KL penalty
+towards N(0, 1)) and vectors (N, 3, Lv) from an equivariant linear map, gated by
+the scalars. The KL of each channel measures how much information it carries.
+
+With compression off the latent *is* the backbone output (no sampling, zero
+KL): the plain shared-backbone multi-head model used as the ablation baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tridft.model.backbone import AtomFeatures
+
+
+@dataclass
+class Latent:
+    """The public per-atom latent.
+
+    scalars  (N, Ls)     invariant; a sample while training, the mean otherwise
+    vectors  (N, 3, Lv)  equivariant
+    mean     (N, Ls)     mean of the scalar posterior
+    log_var  (N, Ls)     log-variance of the scalar posterior (None when not variational)
+    """
+
+    scalars: torch.Tensor
+    vectors: torch.Tensor
+    mean: torch.Tensor
+    log_var: torch.Tensor | None
+
+    def kl_per_channel(self) -> torch.Tensor:
+        """(N, Ls) KL(q(z|x) || N(0, 1)) in nats; zeros when not variational."""
+        if self.log_var is None:
+            return torch.zeros_like(self.mean)
+        return 0.5 * (self.mean**2 + self.log_var.exp() - 1.0 - self.log_var)
+
+
+class Bottleneck(nn.Module):
+    """AtomFeatures -> Latent."""
+
+    def __init__(self, features: int, latent_scalars: int, latent_vectors: int,
+                 variational: bool = True, vector_gate: bool = True):
+        super().__init__()
+        self.variational = variational
+        self.to_mean = nn.Linear(features, latent_scalars)
+        # Start with a small posterior variance so early training is not drowned in noise.
+        self.to_log_var = nn.Linear(features, latent_scalars) if variational else None
+        if self.to_log_var is not None:
+            nn.init.constant_(self.to_log_var.bias, -4.0)
+        self.to_vectors = nn.Linear(features, latent_vectors, bias=False)
+        self.to_gate = nn.Linear(features, latent_vectors) if vector_gate else None
+
+    def forward(self, x: AtomFeatures) -> Latent:
+        mean = self.to_mean(x.scalars)
+        log_var = None
+        scalars = mean
+        if self.to_log_var is not None:
+            log_var = self.to_log_var(x.scalars).clamp(-10.0, 10.0)
+            if self.training:
+                scalars = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+        vectors = self.to_vectors(x.vectors)  # (N, 3, Lv): a linear map commutes with rotation
+        if self.to_gate is not None:
+            vectors = vectors * torch.sigmoid(self.to_gate(x.scalars)).unsqueeze(1)
+        return Latent(scalars=scalars, vectors=vectors, mean=mean, log_var=log_var)
+
+
+class IdentityBottleneck(nn.Module):
+    """No compression: the backbone features are the latent (ablation baseline)."""
+
+    variational = False
+
+    def forward(self, x: AtomFeatures) -> Latent:
+        return Latent(scalars=x.scalars, vectors=x.vectors, mean=x.scalars, log_var=None)

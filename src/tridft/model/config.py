@@ -1,0 +1,61 @@
+"""Typed model configuration: every architectural choice, validated when read."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ModelConfig(BaseModel):
+    """Architecture of a tridft model.
+
+    >>> ModelConfig(features=32).layers
+    3
+    >>> ModelConfig(featurs=32)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig
+    featurs
+    ...
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Backbone
+    cutoff: float = Field(5.0, gt=0, description="neighbour cutoff, Angstrom")
+    features: int = Field(64, gt=0, description="scalar and vector channels per atom")
+    layers: int = Field(3, ge=1, description="message-passing layers")
+    radial_basis: int = Field(16, gt=0, description="Bessel radial basis functions")
+    envelope_exponent: int = Field(5, ge=2, description="smooth polynomial cutoff envelope")
+
+    # Bottleneck: None means no compression (the latent is the backbone features).
+    latent_scalars: int | None = Field(16, gt=0)
+    latent_vectors: int | None = Field(8, gt=0)
+    variational: bool = Field(True, description="sample the scalar latent while training")
+    vector_gate: bool = Field(True, description="gate latent vectors by the scalar features")
+
+    # Heads
+    head_hidden: int = Field(64, gt=0, description="hidden width of the head MLPs")
+    polarizability_channels: int = Field(8, gt=0,
+                                         description="vector pairs building the anisotropic part")
+
+    dtype: Literal["float32", "float64"] = "float32"
+
+    @model_validator(mode="after")
+    def _compression_is_all_or_nothing(self) -> "ModelConfig":
+        if (self.latent_scalars is None) != (self.latent_vectors is None):
+            raise ValueError("latent_scalars and latent_vectors are both set or both null")
+        return self
+
+    @property
+    def compressed(self) -> bool:
+        return self.latent_scalars is not None
+
+    @property
+    def latent_scalar_width(self) -> int:
+        return self.latent_scalars if self.compressed else self.features
+
+    @property
+    def latent_vector_width(self) -> int:
+        return self.latent_vectors if self.compressed else self.features

@@ -1,0 +1,167 @@
+"""Heads: each reads only the latent (and the batch's bookkeeping) and predicts one property.
+
+Every head has ``name`` (its output key), ``level`` ("structure" or "atom"),
+and ``spec()``: the plain dict that rebuilds it (see ``build_head``). New heads
+register in ``HEAD_TYPES`` and plug into a trained model's latent unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from tridft.data.batch import Batch
+from tridft.model.bottleneck import Latent
+from tridft.model.scatter import scatter_sum
+
+
+def mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.SiLU(), nn.Linear(hidden, outputs))
+
+
+class GatedEquivariantBlock(nn.Module):
+    """(scalars (N, Si), vectors (N, 3, Vi)) -> (scalars (N, So), vectors (N, 3, Vo)).
+
+    Vectors are only mixed linearly and rescaled by invariant gates, so they stay
+    equivariant; scalars see the vectors through their norms (Schuett et al. 2021).
+    """
+
+    def __init__(self, scalars_in: int, vectors_in: int, scalars_out: int, vectors_out: int,
+                 hidden: int, activate_scalars: bool = True):
+        super().__init__()
+        self.vectors_out = vectors_out
+        self.mix_norm = nn.Linear(vectors_in, vectors_in, bias=False)
+        self.mix_out = nn.Linear(vectors_in, vectors_out, bias=False)
+        self.mlp = mlp(scalars_in + vectors_in, hidden, scalars_out + vectors_out)
+        self.activation = nn.SiLU() if activate_scalars else nn.Identity()
+
+    def forward(self, scalars: torch.Tensor, vectors: torch.Tensor):
+        norms = torch.sqrt((self.mix_norm(vectors) ** 2).sum(dim=1) + 1e-8)
+        out = self.mlp(torch.cat([scalars, norms], dim=-1))
+        scalars_out, gates = torch.split(out, [out.shape[-1] - self.vectors_out,
+                                                self.vectors_out], dim=-1)
+        return self.activation(scalars_out), self.mix_out(vectors) * gates.unsqueeze(1)
+
+
+class Head(nn.Module):
+    """The head interface: ``forward(latent, batch) -> Tensor`` and ``spec()``."""
+
+    kind: str = ""
+    level: str = "structure"
+
+    def __init__(self, name: str, **options: Any):
+        super().__init__()
+        self.name = name
+        self.options = options
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "name": self.name, **self.options}
+
+
+class EnergyHead(Head):
+    """Total energy (S,) eV: sum over atoms of scale * MLP(z_i) + shift + reference[Z_i].
+
+    Size-extensive by construction: a sum of per-atom terms of local environments.
+    """
+
+    kind = "energy"
+
+    def __init__(self, name: str, latent_scalars: int, latent_vectors: int, hidden: int,
+                 scale: float = 1.0, shift: float = 0.0,
+                 reference_energies: list[float] | None = None):
+        super().__init__(name, latent_scalars=latent_scalars, latent_vectors=latent_vectors,
+                         hidden=hidden)
+        self.mlp = mlp(latent_scalars, hidden, 1)
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.register_buffer("shift", torch.tensor(float(shift)))
+        references = torch.zeros(119) if reference_energies is None \
+            else torch.as_tensor(reference_energies, dtype=torch.get_default_dtype())
+        self.register_buffer("reference_energies", references)  # (119,) eV per element
+
+    def atomic_energies(self, latent: Latent, batch: Batch) -> torch.Tensor:
+        """(N,) eV per atom; their sum per structure is the energy."""
+        learned = self.mlp(latent.scalars).squeeze(-1) * self.scale + self.shift
+        return learned + self.reference_energies[batch.numbers].to(learned.dtype)
+
+    def forward(self, latent: Latent, batch: Batch) -> torch.Tensor:
+        return scatter_sum(self.atomic_energies(latent, batch), batch.structure_index,
+                           batch.n_structures)
+
+
+class DirectForceHead(Head):
+    """Forces (N, 3) eV/Angstrom predicted directly from the latent vectors (no backward pass)."""
+
+    kind = "direct_forces"
+    level = "atom"
+
+    def __init__(self, name: str, latent_scalars: int, latent_vectors: int, hidden: int,
+                 scale: float = 1.0):
+        super().__init__(name, latent_scalars=latent_scalars, latent_vectors=latent_vectors,
+                         hidden=hidden)
+        self.block1 = GatedEquivariantBlock(latent_scalars, latent_vectors, hidden, hidden, hidden)
+        self.block2 = GatedEquivariantBlock(hidden, hidden, 1, 1, hidden, activate_scalars=False)
+        self.register_buffer("scale", torch.tensor(float(scale)))
+
+    def forward(self, latent: Latent, batch: Batch) -> torch.Tensor:
+        scalars, vectors = self.block1(latent.scalars, latent.vectors)
+        _, vectors = self.block2(scalars, vectors)
+        return vectors.squeeze(-1) * self.scale
+
+
+class PolarizabilityHead(Head):
+    """Polarizability (S, 3, 3) Angstrom^3, symmetric, a sum of per-atom tensors.
+
+    Per atom: (shift + scale * a_i) I  +  scale * traceless sym(sum_c k_ic u_ic (x) w_ic),
+    with a_i, k_ic invariant scalars and u_ic, w_ic equivariant vectors from the latent.
+    Built from latent vectors only, never from absolute positions, so it is
+    translation invariant and well defined in periodic cells.
+    """
+
+    kind = "polarizability"
+
+    def __init__(self, name: str, latent_scalars: int, latent_vectors: int, hidden: int,
+                 channels: int = 8, scale: float = 1.0, shift: float = 0.0):
+        super().__init__(name, latent_scalars=latent_scalars, latent_vectors=latent_vectors,
+                         hidden=hidden, channels=channels)
+        self.block = GatedEquivariantBlock(latent_scalars, latent_vectors, hidden, 2 * channels,
+                                           hidden)
+        self.scalar_out = nn.Linear(hidden, 1 + channels)
+        self.channels = channels
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.register_buffer("shift", torch.tensor(float(shift)))
+
+    def atomic_polarizabilities(self, latent: Latent, batch: Batch) -> torch.Tensor:
+        """(N, 3, 3) Angstrom^3 per atom; their sum per structure is the polarizability."""
+        scalars, vectors = self.block(latent.scalars, latent.vectors)
+        coefficients = self.scalar_out(scalars)
+        isotropic, weights = coefficients[:, 0], coefficients[:, 1:]
+        u, w = vectors[..., :self.channels], vectors[..., self.channels:]  # (N, 3, C) each
+        outer = torch.einsum("nac,nbc,nc->nab", u, w, weights)
+        symmetric = 0.5 * (outer + outer.transpose(1, 2))
+        eye = torch.eye(3, dtype=symmetric.dtype, device=symmetric.device)
+        trace = symmetric.diagonal(dim1=1, dim2=2).sum(-1)
+        traceless = symmetric - trace[:, None, None] / 3 * eye
+        return ((self.shift + self.scale * isotropic)[:, None, None] * eye
+                + self.scale * traceless)
+
+    def forward(self, latent: Latent, batch: Batch) -> torch.Tensor:
+        return scatter_sum(self.atomic_polarizabilities(latent, batch), batch.structure_index,
+                           batch.n_structures)
+
+
+HEAD_TYPES: dict[str, type[Head]] = {
+    EnergyHead.kind: EnergyHead,
+    DirectForceHead.kind: DirectForceHead,
+    PolarizabilityHead.kind: PolarizabilityHead,
+}
+
+
+def build_head(spec: dict) -> Head:
+    """Rebuild a head from ``Head.spec()`` (statistics buffers come from the state dict)."""
+    spec = dict(spec)
+    kind = spec.pop("kind")
+    if kind not in HEAD_TYPES:
+        raise ValueError(f"unknown head kind '{kind}' (known: {', '.join(sorted(HEAD_TYPES))})")
+    return HEAD_TYPES[kind](**spec)

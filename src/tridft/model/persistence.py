@@ -1,0 +1,94 @@
+"""Saving and loading models as plain tensors and plain configuration.
+
+A model file is a dict of tensors, numbers, strings, lists and dicts, written
+atomically and read with ``torch.load(..., weights_only=True)``: loading never
+executes code from the file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+from tridft.errors import CheckpointError
+from tridft.model.config import ModelConfig
+from tridft.model.model import TriDFTModel, build_model
+
+FORMAT = "tridft-model"
+FORMAT_VERSION = 1
+
+
+def model_to_dict(model: TriDFTModel, metadata: dict | None = None) -> dict:
+    """The plain dict that ``model_from_dict`` turns back into the same model."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.model_dump(),
+        "heads": model.head_specs(),
+        "elements": list(model.elements),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": metadata or {},
+    }
+
+
+def model_from_dict(payload: dict, source: str = "model") -> TriDFTModel:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{source}: not a tridft model file")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{source}: written by a newer tridft (format "
+                              f"{payload['format_version']}); upgrade tridft")
+    config = ModelConfig(**payload["config"])
+    model = build_model(config, head_specs=payload["heads"])
+    model.elements = list(payload.get("elements", []))
+    model.load_state_dict(payload["state_dict"])
+    model.metadata = payload.get("metadata", {})
+    return model
+
+
+def atomic_torch_save(payload: dict, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file in the same folder, then rename: never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def safe_torch_load(path: str | os.PathLike, map_location="cpu") -> dict:
+    """torch.load with weights_only=True and one-line errors for missing or unsafe files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(f"{path}: refused to load: the file contains Python objects "
+                              f"other than tensors and plain data ({first_line})") from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(f"{path}: cannot read the file ({error})") from None
+
+
+def save_model(model: TriDFTModel, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Write ``model`` to ``path`` atomically. ``metadata`` must be plain data."""
+    atomic_torch_save(model_to_dict(model, metadata), path)
+
+
+def load_model(path: str | os.PathLike, map_location="cpu") -> TriDFTModel:
+    """The model saved at ``path`` (a model file or a training checkpoint), in eval mode."""
+    payload = safe_torch_load(path, map_location)
+    if isinstance(payload, dict) and "model" in payload and payload.get("format") != FORMAT:
+        payload = payload["model"]  # a training checkpoint wraps the model dict
+    return model_from_dict(payload, str(path)).eval()
