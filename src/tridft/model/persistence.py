@@ -74,9 +74,12 @@ def safe_torch_load(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        # torch names the offending global in a line like "Unsupported global: GLOBAL x.Y".
+        culprit = next((line.strip() for line in str(error).splitlines()
+                        if "Unsupported global" in line or "GLOBAL" in line), "")
+        detail = f" ({culprit})" if culprit else ""
         raise CheckpointError(f"{path}: refused to load: the file contains Python objects "
-                              f"other than tensors and plain data ({first_line})") from None
+                              f"other than tensors and plain data{detail}") from None
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f"{path}: cannot read the file ({error})") from None
 
