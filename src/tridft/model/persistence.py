@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 
@@ -74,10 +75,9 @@ def safe_torch_load(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        # torch names the offending global in a line like "Unsupported global: GLOBAL x.Y".
-        culprit = next((line.strip() for line in str(error).splitlines()
-                        if "Unsupported global" in line or "GLOBAL" in line), "")
-        detail = f" ({culprit})" if culprit else ""
+        # torch names the offending global as "Unsupported global: GLOBAL module.Name".
+        culprit = re.search(r"GLOBAL ([\w.]+)", str(error))
+        detail = f" (found {culprit.group(1)})" if culprit else ""
         raise CheckpointError(f"{path}: refused to load: the file contains Python objects "
                               f"other than tensors and plain data{detail}") from None
     except (RuntimeError, EOFError, OSError) as error:
