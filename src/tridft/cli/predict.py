@@ -1,0 +1,83 @@
+"""``tridft predict MODEL DATA -o OUT.extxyz``: a model's predictions for every structure.
+
+The output holds the structures of DATA with the predictions under tridft's keys, in
+internal units: ``energy`` (info, eV), ``forces`` (arrays, eV/Angstrom),
+``polarizability`` (info, 9 numbers row-major, Angstrom^3) and every further head
+under its own name (``dipole`` in info, e*Angstrom; per-atom heads in arrays).
+Labels in DATA are not copied: the file holds predictions only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+import numpy as np
+
+from tridft.cli.evaluate import add_data_options, add_model_run_options
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="predict energies, forces and polarizabilities into an extxyz file",
+        description="Run a model on the structures of DATA (labels are not needed) and write "
+                    "its predictions, in internal units, to an extxyz file.")
+    parser.add_argument("model", metavar="MODEL", help="model file (model.pt of a run)")
+    parser.add_argument("data", metavar="DATA", help="structures (extxyz, ASE .db, ...)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.extxyz",
+                        help="where to write the predictions")
+    add_model_run_options(parser)
+    add_data_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tridft.data.io import read_structures
+    from tridft.data.options import parse_keys, parse_units
+    from tridft.model.persistence import load_model
+    from tridft.train.evaluate import predict
+
+    keys, units = parse_keys(args.keys), parse_units(args.units)
+    model = load_model(args.model)
+    records = read_structures(args.data, keys=keys, units=units)
+    predictions = predict(model, records, forces=args.forces, batch_size=args.batch_size)
+    write_predictions(args.output, records, predictions,
+                      atom_level={name for name, head in model.heads.items()
+                                  if head.level == "atom"})
+    print(f"predictions for {len(records)} structures written to {args.output}")
+    return 0
+
+
+def write_predictions(path, records: Sequence, predictions: Sequence[dict],
+                      atom_level: set[str]) -> None:
+    """Write the structures with their predictions as extxyz, atomically.
+
+    ``atom_level`` names the per-atom outputs (besides forces), which go to the arrays.
+    """
+    import ase
+    import ase.io
+
+    from tridft.files import atomic_output
+
+    images = []
+    for record, outputs in zip(records, predictions):
+        atoms = ase.Atoms(numbers=record.numbers, positions=record.positions,
+                          cell=record.cell if record.cell is not None else np.zeros((3, 3)),
+                          pbc=record.pbc)
+        for name, value in outputs.items():
+            if name == "forces" or name in atom_level:
+                atoms.arrays[name] = _per_atom_columns(value)
+            elif np.ndim(value) == 0:
+                atoms.info[name] = float(value)
+            else:
+                atoms.info[name] = np.asarray(value, dtype=float).ravel()  # 3x3 -> row-major
+        images.append(atoms)
+    with atomic_output(path) as temporary:
+        ase.io.write(temporary, images, format="extxyz")
+
+
+def _per_atom_columns(value) -> np.ndarray:
+    """(n,) or (n, k): the shapes an extxyz column can hold (a 3x3 per atom becomes 9)."""
+    array = np.asarray(value, dtype=float)
+    array = array.reshape(len(array), -1)
+    return array[:, 0] if array.shape[1] == 1 else array

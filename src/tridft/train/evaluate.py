@@ -1,0 +1,265 @@
+"""Metrics of a model on labelled structures, and its predictions on any structures.
+
+    metrics = evaluate(model, records, forces="direct")
+    metrics["forces_mae"]            # eV/Angstrom, over force components
+    pairs = predictions_and_targets(model, records)
+    pairs["polarizability"].errors   # (K, 3, 3) Angstrom^3, for parity plots
+    outputs = predict(model, records) # one dict of predictions per structure
+
+A metric is computed only over the structures that carry its label, and left out
+altogether when none does: a missing label never counts as a zero. The Jacobian
+consistency |F_direct + dE/dR| needs no label and is always reported.
+
+The model runs in eval mode without gradients, except for the one backward pass
+that gives the conservative forces -dE/dR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from ase.data import chemical_symbols
+
+from tridft.data.batch import collate
+from tridft.data.record import Record
+from tridft.errors import InputError
+from tridft.model.jacobian import consistency_error
+
+FORCE_SOURCES = ("direct", "conservative")
+
+# Output keys of the model (see tridft.model.model) and where they live.
+ENERGY = "energy"
+FORCES = "forces"
+CONSERVATIVE_FORCES = "conservative_forces"
+POLARIZABILITY = "polarizability"
+_NOT_PREDICTIONS = ("latent_kl",)  # model outputs that are not properties of the structure
+_KNOWN_LEVELS = {ENERGY: "structure", POLARIZABILITY: "structure",
+                 FORCES: "atom", CONSERVATIVE_FORCES: "atom"}
+
+# Unit of every metric evaluate() can report; metrics of extra heads (other than the
+# dipole) are in the units of their labels, which tridft does not know.
+METRIC_UNITS = {
+    "n_structures": "",
+    "n_atoms": "",
+    "energy_mae": "eV",
+    "energy_rmse": "eV",
+    "energy_mae_per_atom": "eV/atom",
+    "forces_mae": "eV/A",
+    "forces_rmse": "eV/A",
+    "polarizability_mae": "A^3",
+    "polarizability_rmse": "A^3",
+    "polarizability_iso_mae": "A^3",
+    "dipole_mae": "e*A",
+    "dipole_rmse": "e*A",
+    "jacobian_consistency_mae": "eV/A",
+    "jacobian_consistency_max": "eV/A",
+}
+
+
+@dataclass
+class Comparison:
+    """Predictions next to their labels, for the structures (or atoms) that carry the label.
+
+    energy (K,) eV; energy_per_atom (K,) eV/atom; forces (M, 3) eV/Angstrom over the
+    atoms of labelled structures; polarizability (K, 3, 3) Angstrom^3; extra heads
+    (dipole, ...) flattened to their components, (3K,) e*A for the dipole.
+    """
+
+    predicted: np.ndarray
+    target: np.ndarray
+
+    @property
+    def errors(self) -> np.ndarray:
+        return self.predicted - self.target
+
+    def mae(self) -> float:
+        return float(np.mean(np.abs(self.errors)))
+
+    def rmse(self) -> float:
+        return float(np.sqrt(np.mean(self.errors**2)))
+
+
+def check_elements(model, records: Sequence[Record]) -> None:
+    """InputError naming the first structure with an element the model was not trained on.
+
+    A model that does not list its elements (``model.elements`` empty) accepts any.
+    """
+    known = set(int(z) for z in getattr(model, "elements", []) or [])
+    if not known:
+        return
+    names = ", ".join(chemical_symbols[z] for z in sorted(known))
+    for index, record in enumerate(records):
+        unknown = sorted(set(int(z) for z in record.numbers) - known)
+        if unknown:
+            z = unknown[0]
+            where = record.source or f"structure {index}"
+            raise InputError(f"{where}: element {chemical_symbols[z]} (Z={z}) is unknown to "
+                             f"the model, which was trained on {names}")
+
+
+def predict(model, records: Sequence[Record], forces: str = "direct",
+            batch_size: int = 64) -> list[dict[str, np.ndarray | float]]:
+    """One dict per structure: energy (eV, float), forces (n, 3) eV/A from ``forces``,
+    polarizability (3, 3) A^3 and every extra head by name (dipole (3,) e*A, ...).
+    """
+    _check_force_source(forces)
+    mode = "direct" if forces == "direct" else "conservative"
+    results = []
+    for outputs in _per_structure_outputs(model, records, mode, batch_size):
+        if forces == "conservative":
+            outputs[FORCES] = outputs.pop(CONSERVATIVE_FORCES)
+        if ENERGY in outputs:
+            outputs[ENERGY] = float(outputs[ENERGY])
+        results.append(outputs)
+    return results
+
+
+def predictions_and_targets(model, records: Sequence[Record], forces: str = "direct",
+                            batch_size: int = 64) -> dict[str, Comparison]:
+    """Comparisons for every label the data carries (keys as in ``Comparison``)."""
+    return evaluate_and_compare(model, records, forces, batch_size)[1]
+
+
+def evaluate(model, records: Sequence[Record], forces: str = "direct",
+             batch_size: int = 64) -> dict[str, float | int]:
+    """Metrics of ``model`` on ``records`` (units in METRIC_UNITS); ``forces`` picks the
+    force prediction compared with the labels: the direct head or -dE/dR.
+    """
+    return evaluate_and_compare(model, records, forces, batch_size)[0]
+
+
+def evaluate_and_compare(model, records: Sequence[Record], forces: str = "direct",
+                         batch_size: int = 64) -> tuple[dict, dict[str, Comparison]]:
+    """``evaluate`` and ``predictions_and_targets`` from one pass of the model."""
+    _check_force_source(forces)
+    outputs = list(_per_structure_outputs(model, records, "both", batch_size))
+    pairs = _compare(records, outputs, forces)
+    metrics: dict[str, float | int] = {
+        "n_structures": len(records),
+        "n_atoms": int(sum(r.n_atoms for r in records)),
+    }
+    if ENERGY in pairs:
+        metrics["energy_mae"] = pairs[ENERGY].mae()
+        metrics["energy_rmse"] = pairs[ENERGY].rmse()
+        metrics["energy_mae_per_atom"] = pairs["energy_per_atom"].mae()
+    if FORCES in pairs:
+        metrics["forces_mae"] = pairs[FORCES].mae()
+        metrics["forces_rmse"] = pairs[FORCES].rmse()
+    if POLARIZABILITY in pairs:
+        pair = pairs[POLARIZABILITY]
+        metrics["polarizability_mae"] = pair.mae()
+        metrics["polarizability_rmse"] = pair.rmse()
+        isotropic = np.trace(pair.errors, axis1=1, axis2=2) / 3  # (K,) A^3
+        metrics["polarizability_iso_mae"] = float(np.mean(np.abs(isotropic)))
+    for name, pair in pairs.items():
+        if name not in (ENERGY, "energy_per_atom", FORCES, POLARIZABILITY):
+            metrics[f"{name}_mae"] = pair.mae()
+            metrics[f"{name}_rmse"] = pair.rmse()
+    direct = np.concatenate([o[FORCES] for o in outputs])
+    conservative = np.concatenate([o[CONSERVATIVE_FORCES] for o in outputs])
+    metrics.update(consistency_error(torch.from_numpy(direct), torch.from_numpy(conservative)))
+    return metrics, pairs
+
+
+# --- running the model ------------------------------------------------------------------
+
+
+def _check_force_source(forces: str) -> None:
+    if forces not in FORCE_SOURCES:
+        raise ValueError(f"forces must be one of {FORCE_SOURCES}, not '{forces}'")
+
+
+def _per_structure_outputs(model, records: Sequence[Record], mode: str,
+                           batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """The model's outputs split into one dict of numpy arrays per structure, in order.
+
+    ``mode`` is the model's force mode ("direct", "conservative" or "both").
+    """
+    if len(records) == 0:
+        raise InputError("no structures to evaluate")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    check_elements(model, records)
+    dtype, device = _dtype_and_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(records), batch_size):
+            chunk = records[start:start + batch_size]
+            batch = collate(chunk, model.cutoff, dtype=dtype).to(device)
+            with torch.no_grad():  # the model turns gradients back on for -dE/dR only
+                outputs = model(batch, forces=mode)
+            yield from _split_by_structure(model, outputs, [r.n_atoms for r in chunk])
+    finally:
+        model.train(was_training)
+
+
+def _dtype_and_device(model) -> tuple[torch.dtype, torch.device]:
+    parameter = next(iter(model.parameters()), None)
+    if parameter is None:
+        return torch.get_default_dtype(), torch.device("cpu")
+    return parameter.dtype, parameter.device
+
+
+def _split_by_structure(model, outputs: dict[str, torch.Tensor],
+                        n_atoms: list[int]) -> list[dict[str, np.ndarray]]:
+    per_structure: list[dict[str, np.ndarray]] = [{} for _ in n_atoms]
+    for name, tensor in outputs.items():
+        if name in _NOT_PREDICTIONS:
+            continue
+        values = tensor.detach().cpu().double().numpy()
+        if _level(model, name) == "atom":
+            parts = np.split(values, np.cumsum(n_atoms)[:-1])
+        else:
+            parts = list(values)
+        for structure, part in zip(per_structure, parts):
+            structure[name] = part
+    return per_structure
+
+
+def _level(model, name: str) -> str:
+    """"atom" or "structure": whether output ``name`` has one row per atom or per structure."""
+    if name in _KNOWN_LEVELS:
+        return _KNOWN_LEVELS[name]
+    heads = getattr(model, "heads", {})
+    return heads[name].level if name in heads else "structure"
+
+
+# --- predictions against labels -----------------------------------------------------------
+
+
+def _compare(records: Sequence[Record], outputs: list[dict[str, np.ndarray]],
+             forces: str) -> dict[str, Comparison]:
+    force_key = FORCES if forces == "direct" else CONSERVATIVE_FORCES
+    pairs: dict[str, Comparison] = {}
+
+    def add(name: str, predicted: list, target: list) -> None:
+        if target:
+            pairs[name] = Comparison(np.stack(predicted), np.stack(target))
+
+    labelled = [(r, o) for r, o in zip(records, outputs) if r.energy is not None]
+    add(ENERGY, [o[ENERGY] for _, o in labelled], [r.energy for r, _ in labelled])
+    add("energy_per_atom", [o[ENERGY] / r.n_atoms for r, o in labelled],
+        [r.energy / r.n_atoms for r, _ in labelled])
+
+    labelled = [(r, o) for r, o in zip(records, outputs) if r.forces is not None]
+    if labelled:
+        pairs[FORCES] = Comparison(np.concatenate([o[force_key] for _, o in labelled]),
+                                   np.concatenate([r.forces for r, _ in labelled]))
+
+    labelled = [(r, o) for r, o in zip(records, outputs)
+                if r.polarizability is not None and POLARIZABILITY in o]
+    add(POLARIZABILITY, [o[POLARIZABILITY] for _, o in labelled],
+        [r.polarizability for r, _ in labelled])
+
+    extra_heads = [name for name in outputs[0] if name not in _KNOWN_LEVELS]
+    for name in extra_heads:  # dipole and any head added later, against labels of its name
+        labelled = [(r, o) for r, o in zip(records, outputs) if r.label(name) is not None]
+        if labelled:
+            pairs[name] = Comparison(  # flat components: per-atom heads vary in length
+                np.concatenate([np.ravel(o[name]) for _, o in labelled]),
+                np.concatenate([np.ravel(r.label(name)) for r, _ in labelled]))
+    return pairs
