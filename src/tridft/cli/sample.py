@@ -1,0 +1,77 @@
+"""``tridft sample MOLECULE -o OUT.extxyz``: distorted geometries of one molecule to label.
+
+A thin layer over :mod:`tridft.label.sampling`; see docs/labelling.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sample", help="distorted geometries of a molecule, to label with tridft label",
+        description="Without --model: a crude sampler that moves every atom by a Gaussian "
+                    "displacement of width sqrt(kB T / k), k an element-dependent effective "
+                    "force constant (H 8, others 20 eV/A^2), and rejects geometries with atoms "
+                    "closer than 0.7 x the sum of covalent radii. It samples bond stretches and "
+                    "bends, not torsions or conformers, and is no Boltzmann distribution. "
+                    "With --model: snapshots of Langevin MD driven by a trained tridft model.")
+    parser.add_argument("molecule", metavar="MOLECULE",
+                        help="structure file, or a name ase.build.molecule knows "
+                             "(H2O, CH3CH2OH, C6H6, ...; also water, ethanol, benzene)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.extxyz",
+                        help="where to write the geometries (extxyz)")
+    parser.add_argument("--n", type=_positive_int, default=200, help="number of geometries "
+                        "(default: 200)")
+    parser.add_argument("--temperature", type=float, default=500.0, metavar="K",
+                        help="temperature in Kelvin (default: 500)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--index", type=int, default=0,
+                        help="frame of MOLECULE's file to start from (default: 0)")
+    md = parser.add_argument_group("MD sampling with a trained model")
+    md.add_argument("--model", metavar="MODEL", help="trained tridft model (model.pt): "
+                    "sample by Langevin MD with it instead of random displacements")
+    md.add_argument("--interval", type=_positive_int, default=20, metavar="STEPS",
+                    help="MD steps between snapshots (default: 20)")
+    md.add_argument("--timestep", type=float, default=0.5, metavar="FS",
+                    help="MD time step in fs (default: 0.5)")
+    md.add_argument("--equilibration", type=int, default=200, metavar="STEPS",
+                    help="MD steps discarded before the first snapshot (default: 200)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import ase.io
+
+    from tridft.files import atomic_output
+    from tridft.label import sampling
+
+    molecule = sampling.load_molecule(args.molecule, index=args.index)
+    if args.model:
+        samples = sampling.langevin_snapshots(
+            molecule, args.model, args.n, args.temperature, seed=args.seed,
+            timestep_fs=args.timestep, interval=args.interval,
+            equilibration=args.equilibration)
+        how = f"Langevin MD with {args.model}"
+    else:
+        samples = sampling.random_displacements(molecule, args.n, args.temperature,
+                                                seed=args.seed)
+        how = "random displacements (crude sampler)"
+    with atomic_output(args.output) as temporary:
+        ase.io.write(str(temporary), samples, format="extxyz")
+    formula = molecule.get_chemical_formula()
+    print(f"{len(samples)} geometries of {formula} at {args.temperature:g} K, {how}: "
+          f"{args.output}")
+    print(f"next: tridft label {args.output} -o labelled.extxyz")
+    return 0
