@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from tridft.errors import TriDFTError
+
 
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
@@ -26,8 +28,11 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     file is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise TriDFTError(f"{path}: cannot write ({error.strerror or error})") from None
     os.close(handle)
     temporary = Path(name)
     try:

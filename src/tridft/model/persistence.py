@@ -42,10 +42,14 @@ def model_from_dict(payload: dict, source: str = "model") -> TriDFTModel:
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{source}: written by a newer tridft (format "
                               f"{payload['format_version']}); upgrade tridft")
-    config = ModelConfig(**payload["config"])
-    model = build_model(config, head_specs=payload["heads"])
-    model.elements = list(payload.get("elements", []))
-    model.load_state_dict(payload["state_dict"])
+    try:
+        config = ModelConfig(**payload["config"])
+        model = build_model(config, head_specs=payload["heads"])
+        model.elements = list(payload.get("elements", []))
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        detail = " ".join(str(error).split())[:200] or type(error).__name__  # one line
+        raise CheckpointError(f"{source}: damaged model file ({detail})") from None
     model.metadata = payload.get("metadata", {})
     return model
 
@@ -82,6 +86,10 @@ def safe_torch_load(path: str | os.PathLike, map_location="cpu") -> dict:
                               f"other than tensors and plain data{detail}") from None
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f"{path}: cannot read the file ({error})") from None
+    except (KeyError, ValueError, IndexError, TypeError):
+        # What the unpickler raises on bytes that are not a torch file at all.
+        raise CheckpointError(f"{path}: not a PyTorch file (damaged, or another format)") \
+            from None
 
 
 def save_model(model: TriDFTModel, path: str | os.PathLike, metadata: dict | None = None) -> None:
