@@ -28,8 +28,9 @@ def register(subparsers) -> None:
     parser.add_argument("file", nargs="?", default=DEFAULT, metavar="FILE",
                         help="structure file; omitted or 'default': the bundled dataset")
     parser.add_argument("--keys", metavar="LABEL=KEY,...",
-                        help="label names in the file, e.g. "
-                             "energy=potential,polarizability=alpha,dipole=mu")
+                        help="where the labels are in the file, e.g. "
+                             "energy=potential,polarizability=alpha,dipole=mu; "
+                             "extra.NAME=KEY reads a further label, LABEL=none skips one")
     parser.add_argument("--units", metavar="QUANTITY=UNIT,...",
                         help="units of the file, e.g. "
                              "energy=Hartree,length=bohr,polarizability=bohr^3,dipole=e*bohr")

@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 MIN_DISTANCE = 0.1  # Angstrom; closer atoms are a broken structure, not physics
 MIN_CELL_VOLUME = 1e-6  # Angstrom^3; |det(cell)| below this is a singular cell
 MAX_ATOMIC_NUMBER = 118
-_SEARCH_RADIUS = 2.0  # Angstrom; see check_distances
+_SEARCH_RADIUS = 2.0  # Angstrom; see _short_pairs
+_ALL_PAIRS_ATOMS = 256  # molecules up to this size are checked pair by pair
 # ||a - a^T|| / ||a|| above this is an error; between ROUNDING and this, a warning.
 POLARIZABILITY_ASYMMETRY = 1e-2
 # Below this the asymmetry is only rounding in the file: symmetrized silently.
@@ -168,25 +169,38 @@ def check_polarizability_symmetry(alpha: np.ndarray, where: Where) -> None:
 
 def check_distances(record: Record, where: Where, min_distance: float = MIN_DISTANCE) -> None:
     """No two atoms (periodic images included) closer than ``min_distance`` Angstrom."""
-    # vesin's cell grid has cells of the cutoff's size: a 0.1 Angstrom cutoff makes a
-    # huge grid (slow), so search a little wider and filter the distances here.
-    pairs = neighbor_list(record.positions, max(min_distance, _SEARCH_RADIUS),
-                          record.cell, record.pbc)
-    offsets = pairs.shifts @ record.cell if record.cell is not None \
-        else np.zeros((len(pairs.centers), 3))
-    vectors = record.positions[pairs.neighbors] - record.positions[pairs.centers] + offsets
-    distances = np.linalg.norm(vectors, axis=1)
+    centers, neighbors, shifts, distances = _short_pairs(record, min_distance)
     close = np.flatnonzero(distances < min_distance)
     if close.size == 0:
         return
     first = close[0]
-    i, j, shift = int(pairs.centers[first]), int(pairs.neighbors[first]), pairs.shifts[first]
+    i, j, shift = int(centers[first]), int(neighbors[first]), shifts[first]
     if i == j:
         message = f"atom {i} is {distances[first]:.3g} Angstrom from its own periodic image"
     else:
         image = f" (periodic image {shift.tolist()})" if np.any(shift) else ""
         message = f"atoms {i} and {j}{image} are {distances[first]:.3g} Angstrom apart"
     raise where.error(f"{message}, closer than {min_distance:g} Angstrom", "positions")
+
+
+def _short_pairs(record: Record, min_distance: float):
+    """(centers, neighbors, shifts (E, 3), distances) of pairs including all closer than
+    ``min_distance``, possibly more."""
+    positions = record.positions
+    if not record.is_periodic and record.n_atoms <= _ALL_PAIRS_ATOMS:
+        # Small molecules: all pairs in numpy beat building a neighbour-list grid.
+        distances = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+        np.fill_diagonal(distances, np.inf)
+        centers, neighbors = np.nonzero(distances < min_distance)
+        return centers, neighbors, np.zeros((len(centers), 3), dtype=int), \
+            distances[centers, neighbors]
+    # vesin's grid has cells of the cutoff's size: a 0.1 Angstrom cutoff makes a huge
+    # grid (slow), so search a little wider and filter the distances afterwards.
+    pairs = neighbor_list(positions, max(min_distance, _SEARCH_RADIUS), record.cell, record.pbc)
+    offsets = pairs.shifts @ record.cell if record.cell is not None \
+        else np.zeros((len(pairs.centers), 3))
+    vectors = positions[pairs.neighbors] - positions[pairs.centers] + offsets
+    return pairs.centers, pairs.neighbors, pairs.shifts, np.linalg.norm(vectors, axis=1)
 
 
 def symmetrize_polarizabilities(records: Sequence[Record], path: str | None) -> int:
