@@ -103,7 +103,7 @@ def _stack_label(values: list, mask: list[bool], shape: tuple[int, ...]) -> torc
 
 def collate(records: Sequence[Record], cutoff: float,
             neighbor_lists: Sequence[NeighborList] | None = None,
-            dtype: torch.dtype = torch.get_default_dtype()) -> Batch:
+            dtype: torch.dtype | None = None) -> Batch:
     """Join ``records`` into one Batch; neighbour lists are computed unless given.
 
     >>> import numpy as np
@@ -116,6 +116,7 @@ def collate(records: Sequence[Record], cutoff: float,
     """
     if len(records) == 0:
         raise ValueError("cannot collate an empty list of structures")
+    dtype = dtype or torch.get_default_dtype()
     if neighbor_lists is None:
         neighbor_lists = [neighbor_list(r.positions, cutoff, r.cell, r.pbc) for r in records]
 
