@@ -47,6 +47,8 @@ PROPERTIES = ("energy", "forces", "polarizability", "dipole")
 # small enough that hyperpolarizability terms stay below 1e-5 of alpha, large
 # enough that the SCF tolerance does not swamp the dipole difference.
 FINITE_FIELD_AU = 1e-3
+# Macro iterations of the second-order (Newton) solver in the one SCF retry.
+NEWTON_MAX_CYCLE = 50
 
 
 class LabelFailure(TriDFTError):
@@ -253,11 +255,12 @@ def run_scf(mf, dm0=None):
                 "and the second-order solver", mf.max_cycle)
     mf.level_shift = 0.25  # Hartree; widens the HOMO-LUMO gap while iterating only
     newton = mf.newton()
+    newton.max_cycle = NEWTON_MAX_CYCLE  # its own budget: macro iterations are few but costly
     newton.kernel(mf.make_rdm1())
     mf.level_shift = 0.0
     if not newton.converged:
-        raise LabelFailure(f"SCF did not converge ({mf.max_cycle} cycles, then the "
-                           f"level-shifted second-order solver; last energy "
+        raise LabelFailure(f"SCF did not converge ({mf.max_cycle} cycles, then {NEWTON_MAX_CYCLE} of "
+                           f"the level-shifted second-order solver; last energy "
                            f"{newton.e_tot:.8f} Hartree)")
     # The Newton solver ends with canonical orbitals, which the CPKS equations need.
     mf.mo_coeff, mf.mo_occ, mf.mo_energy = newton.mo_coeff, newton.mo_occ, newton.mo_energy

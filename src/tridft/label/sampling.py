@@ -99,7 +99,8 @@ def random_displacements(atoms: ase.Atoms, n: int, temperature_k: float, seed: i
                          max_tries: int | None = None) -> list[ase.Atoms]:
     """``n`` copies of ``atoms`` with Gaussian displacements (the crude sampler, see above).
 
-    The mass-weighted mean displacement is removed, so the molecule does not drift.
+    The mass-weighted mean displacement is removed, so the molecule does not drift
+    (in ethanol this narrows the heavy atoms' spread by ~15% and widens the H's by ~5%).
     Raises TriDFTError when more than ``max_tries`` (default 100 n) draws are needed.
     """
     _check_request(n, temperature_k)
