@@ -30,6 +30,19 @@ DEBYE_E_ANGSTROM = 0.20819433
 E_ANGSTROM2_PER_V_ANGSTROM3 = 14.3996454
 BOHR3_ANGSTROM3 = BOHR_ANGSTROM**3  # 0.148184711...
 
+# Vibrational spectroscopy (CODATA 2018 exact or recommended values).
+SPEED_OF_LIGHT_CM_PER_S = 2.99792458e10
+HBAR_EV_S = 6.582119569e-16
+BOLTZMANN_EV_PER_K = 8.617333262e-5
+AMU_KG = 1.66053906660e-27
+ELEMENTARY_CHARGE_C = 1.602176634e-19
+# A frequency in 1/fs times this is a wavenumber in cm^-1 (1e15 / c).
+INVERSE_FS_TO_CM1 = 1e15 / SPEED_OF_LIGHT_CM_PER_S  # 33356.41...
+# Wavenumber (cm^-1) of a mass-weighted Hessian eigenvalue lam in eV/(Angstrom^2 amu):
+# SQRT_EV_PER_A2_AMU_TO_CM1 * sqrt(lam)  (sqrt(lam) is an angular frequency; / 2 pi c).
+SQRT_EV_PER_A2_AMU_TO_CM1 = (ELEMENTARY_CHARGE_C / (AMU_KG * 1e-20)) ** 0.5 / (
+    2 * 3.141592653589793 * SPEED_OF_LIGHT_CM_PER_S)  # 521.47...
+
 ENERGY_TO_INTERNAL = {
     "ev": 1.0,
     "mev": 1e-3,

@@ -1,0 +1,183 @@
+"""An ASE calculator for a trained tridft model.
+
+    from tridft import TriDFTCalculator
+    atoms.calc = TriDFTCalculator("runs/demo/model.pt", forces="conservative")
+    atoms.get_potential_energy()            # eV
+    atoms.get_forces()                      # (n, 3) eV/Angstrom
+    atoms.calc.get_property("polarizability", atoms)  # (3, 3) Angstrom^3
+
+Every structure-level head of the model appears in ``calc.results`` under its
+name (``dipole`` in e*Angstrom when the model has a dipole head); atom-level
+extra heads too, as (n, ...) arrays. Molecules and periodic cells both work:
+an Atoms with no periodic direction is a molecule (its cell is ignored).
+
+The neighbour list is built with ``cutoff + skin`` and reused until an atom
+has moved more than ``skin / 2`` (or the atoms, cell or pbc change). That is
+exact, not an approximation: the model's cutoff envelope makes every pair
+beyond the cutoff contribute exactly zero, and no pair outside ``cutoff + skin``
+can come within the cutoff before some atom has moved ``skin / 2``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+from ase.data import chemical_symbols
+
+from tridft.data.batch import collate
+from tridft.data.neighbors import NeighborList, neighbor_list
+from tridft.data.record import Record
+from tridft.errors import InputError
+from tridft.model.model import CONSERVATIVE_FORCES, ENERGY, FORCES, TriDFTModel
+from tridft.model.persistence import load_model
+
+logger = logging.getLogger(__name__)
+
+FORCE_SOURCES = ("direct", "conservative")
+# Model outputs that are not properties of the structure.
+_INTERNAL_OUTPUTS = {FORCES, CONSERVATIVE_FORCES, "latent_kl"}
+
+
+class SkinNeighborList:
+    """A neighbour list with a skin, rebuilt only when it could have become wrong.
+
+    ``get(record)`` returns the pairs within ``cutoff + skin`` of the last rebuild.
+    """
+
+    def __init__(self, cutoff: float, skin: float = 0.5):
+        if skin < 0:
+            raise ValueError(f"skin must be >= 0, got {skin}")
+        self.cutoff = cutoff
+        self.skin = skin
+        self.rebuilds = 0  # how many times the list was computed (for tests and logs)
+        self._list: NeighborList | None = None
+        self._reference: Record | None = None  # the geometry of the last rebuild
+
+    def get(self, record: Record) -> NeighborList:
+        if self._needs_rebuild(record):
+            self._list = neighbor_list(record.positions, self.cutoff + self.skin, record.cell,
+                                       record.pbc)
+            self._reference = Record(numbers=record.numbers.copy(),
+                                     positions=record.positions.copy(),
+                                     cell=None if record.cell is None else record.cell.copy(),
+                                     pbc=record.pbc.copy())
+            self.rebuilds += 1
+        return self._list
+
+    def _needs_rebuild(self, record: Record) -> bool:
+        old = self._reference
+        if old is None or self._list is None:
+            return True
+        if not np.array_equal(old.numbers, record.numbers) \
+                or not np.array_equal(old.pbc, record.pbc):
+            return True
+        if (old.cell is None) != (record.cell is None):
+            return True
+        if old.cell is not None and not np.array_equal(old.cell, record.cell):
+            return True
+        displacement = np.linalg.norm(record.positions - old.positions, axis=1)
+        return bool(displacement.max(initial=0.0) > 0.5 * self.skin)
+
+
+class TriDFTCalculator(Calculator):
+    """Energy, forces, polarizability (and any extra head) from a tridft model.
+
+    model_or_path: a TriDFTModel or the path of a saved model. A model object is
+                   used in place: it is put in eval mode and moved to ``device``/``dtype``.
+    forces:        "direct" (the force head, no backward pass: fast) or
+                   "conservative" (-dE/dR by autograd: exactly the gradient of the
+                   energy, so NVE dynamics conserves energy).
+    device:        torch device to evaluate on.
+    dtype:         torch dtype of the evaluation (default: the model's own).
+    skin:          Angstrom added to the cutoff of the reused neighbour list.
+
+    Results (ASE units are tridft's internal units: eV, Angstrom, e*Angstrom, Angstrom^3):
+    energy, free_energy (the same number), forces (n, 3), polarizability (3, 3),
+    and every further head of the model under its name.
+    """
+
+    def __init__(self, model_or_path: TriDFTModel | str | os.PathLike, forces: str = "direct",
+                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                 skin: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        if forces not in FORCE_SOURCES:
+            raise InputError(f"forces must be one of {', '.join(FORCE_SOURCES)}, not '{forces}'")
+        if isinstance(model_or_path, (str, Path, os.PathLike)):
+            model = load_model(model_or_path)
+        elif isinstance(model_or_path, TriDFTModel):
+            model = model_or_path
+        else:
+            raise InputError(f"expected a TriDFTModel or the path of a saved model, "
+                             f"got {type(model_or_path).__name__}")
+        self.device = torch.device(device)
+        self.dtype = dtype or next(model.parameters()).dtype
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.force_source = forces
+        self.neighbors = SkinNeighborList(model.cutoff, skin)
+        extra = [name for name in model.heads if name not in (ENERGY, FORCES)]
+        # An instance attribute: which properties exist depends on the model's heads.
+        self.implemented_properties = ["energy", "free_energy", "forces"] + extra
+        # Results with one row per atom (the rest are per structure).
+        self.per_atom_properties = ["forces"] + [name for name in extra
+                                                 if model.heads[name].level == "atom"]
+
+    @property
+    def elements(self) -> list[int]:
+        """Atomic numbers the model was trained on (empty: not recorded, all accepted)."""
+        return list(self.model.elements)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        record = atoms_to_geometry(self.atoms)
+        self._check_elements(record.numbers)
+        batch = collate([record], self.model.cutoff,
+                        neighbor_lists=[self.neighbors.get(record)],
+                        dtype=self.dtype).to(self.device)
+        with torch.no_grad():  # the model enables gradients itself for conservative forces
+            outputs = self.model(batch, forces=self.force_source)
+        forces_key = FORCES if self.force_source == "direct" else CONSERVATIVE_FORCES
+
+        energy = float(outputs[ENERGY].detach()[0])
+        self.results = {"energy": energy, "free_energy": energy,
+                        "forces": _numpy(outputs[forces_key])}
+        for name, head in self.model.heads.items():
+            if name in _INTERNAL_OUTPUTS or name == ENERGY:
+                continue
+            value = _numpy(outputs[name])
+            # Structure-level outputs are (S, ...) with S = 1; atom-level are (n, ...).
+            self.results[name] = value if head.level == "atom" else value[0]
+
+    def _check_elements(self, numbers: np.ndarray) -> None:
+        known = self.model.elements
+        if not known:
+            return
+        unknown = sorted(set(int(z) for z in numbers) - set(int(z) for z in known))
+        if unknown:
+            raise InputError(
+                f"the model was not trained on {', '.join(_symbol(z) for z in unknown)} "
+                f"(it knows {', '.join(_symbol(z) for z in known)})")
+
+
+def atoms_to_geometry(atoms) -> Record:
+    """The geometry of an ase.Atoms as a Record without labels (cell None for a molecule)."""
+    pbc = np.array(atoms.pbc, dtype=bool)
+    cell = np.array(atoms.cell, dtype=np.float64)
+    if pbc.any() and abs(np.linalg.det(cell)) < 1e-12:
+        raise InputError("periodic structure with a degenerate cell (zero volume)", field="cell")
+    return Record(numbers=np.array(atoms.numbers, dtype=np.int64),
+                  positions=np.array(atoms.positions, dtype=np.float64),
+                  cell=cell if pbc.any() else None,
+                  pbc=pbc if pbc.any() else np.zeros(3, dtype=bool))
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to(device="cpu", dtype=torch.float64).numpy()
+
+
+def _symbol(z: int) -> str:
+    return chemical_symbols[z] if 0 < z < len(chemical_symbols) else f"Z={z}"

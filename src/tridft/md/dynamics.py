@@ -1,0 +1,212 @@
+"""Molecular dynamics with ASE: NVE (velocity Verlet) or NVT (Langevin), written to extxyz.
+
+    summary = run_md(atoms_with_calculator, MDSettings(ensemble="nvt", steps=2000), "md.extxyz")
+
+Every ``interval`` steps one frame is appended to the trajectory (see
+tridft.md.trajectory): geometry, forces, energy, polarizability, every further
+structure-level result of the calculator (``dipole`` ...), velocities, and the
+bookkeeping ``time_fs``, ``step``, ``kinetic_energy``, ``total_energy`` (eV) and
+``temperature_K``. The total energy of every step (not only written ones) feeds the
+drift estimate of the summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import ase
+import numpy as np
+from ase import units as ase_units
+from ase.constraints import FixCom
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.verlet import VelocityVerlet
+
+from tridft.errors import InputError
+from tridft.md.trajectory import TrajectoryWriter
+
+logger = logging.getLogger(__name__)
+
+ENSEMBLES = ("nve", "nvt")
+# Results written per atom (arrays) rather than per frame (info), unless the
+# calculator says otherwise with a ``per_atom_properties`` attribute.
+_PER_ATOM_RESULTS = ("forces", "energies", "charges")
+_NOT_WRITTEN = ("free_energy",)
+
+
+@dataclass(frozen=True)
+class MDSettings:
+    """How to run the dynamics.
+
+    ensemble:        "nve" (velocity Verlet) or "nvt" (Langevin thermostat)
+    temperature_K:   initial Maxwell-Boltzmann temperature and thermostat target, K
+    timestep_fs:     integration time step, fs
+    steps:           number of time steps
+    friction_per_fs: Langevin friction, 1/fs (NVT only); it broadens spectral lines by
+                     about friction / (2 pi c) = 5300 cm^-1 * friction[1/fs]
+    interval:        write every ``interval``-th step (step 0 included)
+    seed:            seed of the initial velocities and of the Langevin noise
+    """
+
+    ensemble: Literal["nve", "nvt"] = "nvt"
+    temperature_K: float = 300.0
+    timestep_fs: float = 0.5
+    steps: int = 1000
+    friction_per_fs: float = 0.01
+    interval: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.ensemble not in ENSEMBLES:
+            raise InputError(f"ensemble must be one of {', '.join(ENSEMBLES)}, "
+                             f"not '{self.ensemble}'")
+        for name in ("timestep_fs", "interval"):
+            if getattr(self, name) <= 0:
+                raise InputError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.steps < 0 or self.temperature_K < 0 or self.friction_per_fs < 0:
+            raise InputError("steps, temperature and friction must not be negative")
+
+
+@dataclass
+class MDSummary:
+    """What a run did and how well it conserved energy."""
+
+    steps: int
+    frames_written: int
+    wall_s: float
+    steps_per_s: float
+    mean_temperature_K: float
+    drift_ev_per_atom_per_ps: float  # slope of a linear fit of the total energy vs time
+
+    def lines(self) -> list[str]:
+        return [f"steps: {self.steps} ({self.steps_per_s:.1f} steps/s, {self.wall_s:.1f} s)",
+                f"frames written: {self.frames_written}",
+                f"mean temperature: {self.mean_temperature_K:.1f} K",
+                f"total-energy drift: {self.drift_ev_per_atom_per_ps:+.3e} eV/atom/ps"]
+
+
+def initial_velocities(atoms: ase.Atoms, temperature_K: float, seed: int) -> None:
+    """Maxwell-Boltzmann velocities at ``temperature_K`` with zero total (angular) momentum.
+
+    The kinetic temperature is set to exactly ``temperature_K`` (as ASE counts degrees
+    of freedom: 3N minus those its constraints remove) and kept when the momenta are
+    removed (ASE rescales); angular momentum is only removed for molecules, where it
+    is conserved.
+    """
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, force_temp=True, rng=rng)
+    Stationary(atoms)
+    if not np.any(atoms.pbc) and len(atoms) > 1:
+        ZeroRotation(atoms)
+
+
+def energy_drift(time_fs: np.ndarray, total_energy: np.ndarray, n_atoms: int) -> float:
+    """eV per atom per ps: slope of the least-squares line through (time, total energy)."""
+    if len(time_fs) < 2:
+        return float("nan")
+    slope_ev_per_fs = np.polyfit(np.asarray(time_fs), np.asarray(total_energy), 1)[0]
+    return float(slope_ev_per_fs * 1000.0 / n_atoms)
+
+
+def make_integrator(atoms: ase.Atoms, settings: MDSettings):
+    """Velocity Verlet or Langevin; the centre of mass is held by a FixCom constraint."""
+    timestep = settings.timestep_fs * ase_units.fs
+    if settings.ensemble == "nve":
+        return VelocityVerlet(atoms, timestep)
+    return Langevin(atoms, timestep, temperature_K=settings.temperature_K,
+                    friction=settings.friction_per_fs / ase_units.fs, fixcm=False,
+                    rng=np.random.default_rng(settings.seed + 1))
+
+
+def hold_centre_of_mass(atoms: ase.Atoms) -> None:
+    """Add ASE's FixCom constraint unless atoms already have constraints.
+
+    Direct forces need not sum to zero, so without it a molecule drifts away; with
+    it the Langevin thermostat samples the right distribution (ASE's advice) and
+    ASE's temperature counts 3N - 3 degrees of freedom.
+    """
+    if not atoms.constraints:
+        atoms.set_constraint(FixCom())
+
+
+def run_md(atoms: ase.Atoms, settings: MDSettings, trajectory: str | os.PathLike,
+           progress: bool = False, initialize: bool = True) -> MDSummary:
+    """Run the dynamics of ``atoms`` (with a calculator attached); write ``trajectory``.
+
+    initialize: draw Maxwell-Boltzmann velocities first (False: keep atoms' velocities).
+    A FixCom constraint is added to ``atoms`` if they have no constraints.
+    """
+    if atoms.calc is None:
+        raise InputError("the structure has no calculator attached")
+    hold_centre_of_mass(atoms)
+    if initialize:
+        initial_velocities(atoms, settings.temperature_K, settings.seed)
+    integrator = make_integrator(atoms, settings)
+    times, totals, temperatures = [], [], []
+    bar = _progress_bar(settings.steps, progress)
+
+    with TrajectoryWriter(trajectory) as writer:
+
+        def observe() -> None:
+            step = integrator.nsteps
+            potential = atoms.get_potential_energy()
+            kinetic = atoms.get_kinetic_energy()
+            time_fs = step * settings.timestep_fs
+            times.append(time_fs)
+            totals.append(potential + kinetic)
+            temperatures.append(atoms.get_temperature())
+            if step % settings.interval == 0:
+                writer.write(atoms, *frame_contents(atoms, step, time_fs))
+            if bar is not None and step > 0:
+                bar.update(1)
+
+        integrator.attach(observe, interval=1)
+        start = time.perf_counter()
+        try:
+            integrator.run(settings.steps)
+        finally:
+            if bar is not None:
+                bar.close()
+        wall = time.perf_counter() - start
+        frames = writer.frames_written
+
+    return MDSummary(steps=settings.steps, frames_written=frames, wall_s=wall,
+                     steps_per_s=settings.steps / wall if wall > 0 else math.inf,
+                     mean_temperature_K=float(np.mean(temperatures)),
+                     drift_ev_per_atom_per_ps=energy_drift(np.array(times), np.array(totals),
+                                                           len(atoms)))
+
+
+def frame_contents(atoms: ase.Atoms, step: int, time_fs: float) -> tuple[dict, dict]:
+    """(info, arrays) of one trajectory frame, from the calculator's current results."""
+    potential = atoms.get_potential_energy()
+    kinetic = atoms.get_kinetic_energy()
+    info = {"step": int(step), "time_fs": float(time_fs), "energy": float(potential),
+            "kinetic_energy": float(kinetic), "total_energy": float(potential + kinetic),
+            "temperature_K": float(atoms.get_temperature())}
+    arrays = {"velocities": atoms.get_velocities() * ase_units.fs}  # Angstrom/fs
+    per_atom = getattr(atoms.calc, "per_atom_properties", _PER_ATOM_RESULTS)
+    for name, value in atoms.calc.results.items():
+        if name in info or name in _NOT_WRITTEN:
+            continue
+        value = np.asarray(value, dtype=np.float64)
+        if name in per_atom:
+            arrays[name] = value.reshape(len(atoms), -1)
+        else:
+            info[name] = value
+    return info, arrays
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (logs, CI).
+    return tqdm(total=total, unit="step", desc="md", smoothing=0.1, mininterval=0.5,
+                disable=None)
