@@ -7,7 +7,6 @@ Rerunning the same command resumes: structures already in OUT are skipped.
 from __future__ import annotations
 
 import argparse
-import logging
 
 from tridft.label.pyscf_backend import PROPERTIES, LabelSettings
 
@@ -104,8 +103,6 @@ def settings_from_args(args: argparse.Namespace) -> LabelSettings:
 def run(args: argparse.Namespace) -> int:
     from tridft.label.runner import label_file
 
-    # Dask's own INFO chatter (workers starting and stopping) is noise here.
-    logging.getLogger("distributed").setLevel(logging.WARNING)
     settings = settings_from_args(args)
     summary = label_file(args.structures, args.output, settings, workers=args.workers,
                          scheduler=args.scheduler, progress=args.progress)

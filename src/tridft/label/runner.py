@@ -338,7 +338,11 @@ def run_dask(jobs: Sequence[Job], settings: LabelSettings, client,
     """
     from dask.distributed import as_completed
 
-    versions = set(client.run(warm_up).values())
+    try:
+        versions = set(client.run(warm_up).values())
+    except (ImportError, TriDFTError) as error:
+        raise TriDFTError(f"the Dask workers cannot label: {_one_line(error)} (install "
+                          "tridft with its 'label' extra where the workers run)") from None
     if len(versions) > 1:
         logger.warning("workers run different PySCF versions: %s", ", ".join(sorted(versions)))
     if max_in_flight is None:
@@ -390,10 +394,25 @@ def dask_client(workers: int, scheduler: str | None, threads: int = 1):
     # One BLAS/OpenMP thread per worker process: more oversubscribes the cores.
     env = {name: str(threads) for name in
            ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR, env=env) as cluster, \
+    with _quiet_dask(), \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                         dashboard_address=None, scheduler_kwargs={"dashboard": False},
+                         silence_logs=logging.ERROR, env=env) as cluster, \
             Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _quiet_dask():
+    """Keep Dask's INFO chatter (and its shutdown races, logged with tracebacks) out of
+    the user's terminal while our cluster lives; errors still show."""
+    dask_logger = logging.getLogger("distributed")
+    previous = dask_logger.level
+    dask_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        dask_logger.setLevel(previous)
 
 
 def default_workers() -> int:
