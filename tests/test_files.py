@@ -25,3 +25,12 @@ def test_json_written_whole_into_new_folder(tmp_path):
     write_json_atomic(path, {"energy_mae": 0.1})
     assert json.loads(path.read_text()) == {"energy_mae": 0.1}
     assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]
+
+
+def test_new_file_has_the_usual_permissions(tmp_path):
+    """Not the private 0600 of a temporary file: what open() would have made."""
+    import os
+
+    write_json_atomic(tmp_path / "a.json", {})
+    (tmp_path / "b.json").write_text("{}")
+    assert os.stat(tmp_path / "a.json").st_mode == os.stat(tmp_path / "b.json").st_mode

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tridft.report.plots import (error_histograms, gradient_cosines, learning_curves,
-                                 parity_plots, read_metrics_csv, write_plots)
+                                 loss_columns, parity_plots, read_metrics_csv,
+                                 validation_mae_columns, write_plots)
 from tridft.train.evaluate import Comparison
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -25,11 +26,17 @@ def pairs():
             for name, value in target.items()}
 
 
-METRICS_CSV = """step,epoch,lr,loss,loss_energy,loss_forces,val_energy_mae,val_forces_mae,cos_energy_forces
-10,0,0.001,2.0,1.5,0.5,,,0.3
-20,0,0.001,1.0,0.7,0.3,0.2,0.4,-0.2
-30,1,0.0009,0.5,0.3,0.2,,,0.1
-40,1,0.0008,0.4,0.25,0.15,0.1,0.3,
+# The logs a training run writes (tridft.train.loop): validation has its own file and
+# steps; cosines are logged only on some steps.
+METRICS_CSV = """step,epoch,time_s,lr,loss_total,loss_energy,loss_forces,reg_jacobian,grad_norm,cos_energy|forces
+10,0,1.0,0.001,2.0,1.5,0.5,0.01,3.0,0.3
+20,0,2.0,0.001,1.0,0.7,0.3,0.008,2.0,
+30,1,3.0,0.0009,0.5,0.3,0.2,0.005,1.5,-0.2
+40,1,4.0,0.0008,0.4,0.25,0.15,0.004,1.2,
+"""
+VALIDATION_CSV = """step,epoch,score,n_structures,energy_mae,forces_mae,jacobian_consistency_mae
+20,0,1.0,8,0.2,0.4,0.05
+40,1,0.5,8,0.1,0.3,0.04
 """
 
 
@@ -37,6 +44,7 @@ METRICS_CSV = """step,epoch,lr,loss,loss_energy,loss_forces,val_energy_mae,val_f
 def metrics_csv(tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_text(METRICS_CSV)
+    (tmp_path / "validation.csv").write_text(VALIDATION_CSV)
     return path
 
 
@@ -56,17 +64,28 @@ def test_nothing_to_draw_writes_nothing(tmp_path):
 def test_blank_cells_read_as_nan(metrics_csv):
     table = read_metrics_csv(metrics_csv)
     np.testing.assert_array_equal(table["step"], [10, 20, 30, 40])
-    assert np.isnan(table["val_energy_mae"][[0, 2]]).all()
-    assert table["val_energy_mae"][3] == pytest.approx(0.1)
+    cosines = table["cos_energy|forces"]
+    assert np.isnan(cosines[[1, 3]]).all()
+    np.testing.assert_allclose(cosines[[0, 2]], [0.3, -0.2])
+
+
+def test_curves_pick_loss_terms_and_validation_maes(metrics_csv):
+    assert loss_columns(read_metrics_csv(metrics_csv)) == [
+        "loss_total", "loss_energy", "loss_forces", "reg_jacobian"]
+    validation = read_metrics_csv(metrics_csv.parent / "validation.csv")
+    assert validation_mae_columns(validation) == [
+        "energy_mae", "forces_mae", "jacobian_consistency_mae"]
 
 
 def test_training_curves_from_metrics_csv(metrics_csv, tmp_path):
-    assert is_png(learning_curves(metrics_csv, tmp_path / "curves.png"))
+    assert is_png(learning_curves(metrics_csv, tmp_path / "curves.png",
+                                  metrics_csv.parent / "validation.csv"))
     assert is_png(gradient_cosines(metrics_csv, tmp_path / "cos.png"))
 
 
 def test_write_plots_names_every_figure(pairs, metrics_csv, tmp_path):
-    made = write_plots(tmp_path / "plots", pairs=pairs, metrics_csv=metrics_csv)
+    made = write_plots(tmp_path / "plots", pairs=pairs, metrics_csv=metrics_csv,
+                       validation_csv=metrics_csv.parent / "validation.csv")
     assert set(made) == {"parity plots", "error histograms", "learning curves",
                          "gradient cosines"}
     assert all(is_png(path) for path in made.values())

@@ -7,7 +7,7 @@ from pathlib import Path
 from tridft.report.summary import format_table, format_value, write_markdown_report
 
 METRICS = {"n_structures": 80, "energy_mae": 0.012345678, "forces_mae": 0.05,
-           "polarizability_iso_mae": 0.0031, "gap_mae": 0.2}
+           "polarizability_iso_mae": 0.0031, "jacobian_consistency_mae": 0.004, "gap_mae": 0.2}
 
 
 def test_table_lines_show_name_value_and_unit():
@@ -35,6 +35,9 @@ def test_markdown_report_links_plots_relative_to_itself(tmp_path):
     text = path.read_text()
     assert text.startswith("# demo")
     assert "| energy MAE | 0.01235 | eV |" in text
+    # Every table row has exactly its four cell borders (names like |F + dE/dR| are escaped).
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert all(line.replace("\\|", "").count("|") == 4 for line in rows)
     link = text.split("![parity plots](")[1].split(")")[0]
     assert not Path(link).is_absolute()
     assert (tmp_path / link).resolve() == plot.resolve()

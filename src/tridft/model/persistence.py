@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
 from tridft.errors import CheckpointError
+from tridft.files import atomic_output
 from tridft.model.config import ModelConfig
 from tridft.model.model import TriDFTModel, build_model
 
@@ -56,19 +56,11 @@ def model_from_dict(payload: dict, source: str = "model") -> TriDFTModel:
 
 def atomic_torch_save(payload: dict, path: str | os.PathLike) -> None:
     """torch.save to a temporary file in the same folder, then rename: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
+    with atomic_output(path) as temporary:
+        with open(temporary, "wb") as stream:
             torch.save(payload, stream)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def safe_torch_load(path: str | os.PathLike, map_location="cpu") -> dict:

@@ -6,7 +6,7 @@
 - ``gradient_cosines``: the cosine between task gradients on the shared parameters.
 
 The first two take the comparisons of ``tridft.train.evaluate.predictions_and_targets``,
-the last two the ``metrics.csv`` a training run writes. Figures are drawn on
+the last two the ``metrics.csv`` (and ``validation.csv``) a training run writes. Figures are drawn on
 matplotlib's Agg canvas directly (no pyplot, no display) and every file is written
 atomically.
 """
@@ -34,9 +34,9 @@ PARITY_QUANTITIES = {
 }
 DPI = 110
 
-# metrics.csv columns: the step, loss terms of training, validation metrics, gradient cosines.
+# Columns of a run's logs (see tridft.train.loop): metrics.csv has the step, loss terms
+# (loss_*, reg_*) and gradient cosines (cos_A|B); validation.csv the step and metrics.
 STEP_COLUMN = "step"
-VALIDATION_PREFIX = "val_"
 COSINE_PREFIX = "cos_"
 
 
@@ -146,28 +146,35 @@ def _plot_columns(axis, table: dict[str, np.ndarray], names: list[str], log: boo
 
 
 def loss_columns(table: Mapping[str, np.ndarray]) -> list[str]:
-    """Training loss terms: every column whose name contains "loss" and is not validation."""
-    return [n for n in table if "loss" in n and not n.startswith(VALIDATION_PREFIX)]
+    """Training loss terms and regularizers: loss_total, loss_<task>, reg_<name>."""
+    return [n for n in table if n == "loss" or n.startswith(("loss_", "reg_"))]
 
 
 def validation_mae_columns(table: Mapping[str, np.ndarray]) -> list[str]:
-    return [n for n in table if n.startswith(VALIDATION_PREFIX) and n.endswith("_mae")]
+    """MAE columns of validation.csv."""
+    return [n for n in table if n.endswith("_mae")]
 
 
 def cosine_columns(table: Mapping[str, np.ndarray]) -> list[str]:
     return [n for n in table if n.startswith(COSINE_PREFIX)]
 
 
-def learning_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike) -> Path | None:
-    """Training loss terms and validation MAEs against the step; None without data."""
+def learning_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike,
+                    validation_csv: str | os.PathLike | None = None) -> Path | None:
+    """Training loss terms (metrics.csv) and validation MAEs (validation.csv) against the
+    step, on log scales; None when there is nothing to draw."""
     table = read_metrics_csv(metrics_csv)
+    validation = read_metrics_csv(validation_csv) \
+        if validation_csv is not None and Path(validation_csv).is_file() else {}
     if STEP_COLUMN not in table:
         return None
     figure, (train_axis, validation_axis) = _panels(2, size=4.8)
     drawn = _plot_columns(train_axis, table, loss_columns(table), log=True)
-    train_axis.set_title("training loss terms", fontsize=10)
-    drawn |= _plot_columns(validation_axis, table, validation_mae_columns(table), log=True)
-    validation_axis.set_title("validation MAE (internal units)", fontsize=10)
+    train_axis.set_title("training loss terms (normalised)", fontsize=10)
+    if STEP_COLUMN in validation:
+        drawn |= _plot_columns(validation_axis, validation, validation_mae_columns(validation),
+                               log=True)
+    validation_axis.set_title("validation MAE (eV, eV/A, A^3)", fontsize=10)
     return save_figure(figure, path) if drawn else None
 
 
@@ -186,7 +193,8 @@ def gradient_cosines(metrics_csv: str | os.PathLike, path: str | os.PathLike) ->
 
 
 def write_plots(folder: str | os.PathLike, pairs: Mapping[str, Comparison] | None = None,
-                metrics_csv: str | os.PathLike | None = None) -> dict[str, Path]:
+                metrics_csv: str | os.PathLike | None = None,
+                validation_csv: str | os.PathLike | None = None) -> dict[str, Path]:
     """Every figure there is data for, in ``folder``: {title: path}."""
     folder = Path(folder)
     made: dict[str, Path | None] = {}
@@ -194,7 +202,8 @@ def write_plots(folder: str | os.PathLike, pairs: Mapping[str, Comparison] | Non
         made["parity plots"] = parity_plots(pairs, folder / "parity.png")
         made["error histograms"] = error_histograms(pairs, folder / "errors.png")
     if metrics_csv is not None and Path(metrics_csv).is_file():
-        made["learning curves"] = learning_curves(metrics_csv, folder / "learning_curves.png")
+        made["learning curves"] = learning_curves(metrics_csv, folder / "learning_curves.png",
+                                                  validation_csv)
         made["gradient cosines"] = gradient_cosines(metrics_csv,
                                                     folder / "gradient_cosines.png")
     return {title: path for title, path in made.items() if path is not None}

@@ -65,8 +65,14 @@ def format_table(metrics: Mapping[str, object], title: str | None = None) -> str
 
 def markdown_table(metrics: Mapping[str, object]) -> str:
     lines = ["| metric | value | unit |", "|---|---:|---|"]
-    lines += [f"| {name} | {value} | {unit} |" for name, value, unit in metric_rows(metrics)]
+    lines += [f"| {_cell(name)} | {value} | {_cell(unit)} |"
+              for name, value, unit in metric_rows(metrics)]
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """Text for a markdown table cell: a bare | would end the cell."""
+    return text.replace("|", "\\|")
 
 
 def markdown_report(metrics: Mapping[str, object], plots: Mapping[str, Path],
