@@ -22,13 +22,17 @@ P = 1.5  # A^3 per atom
 
 
 class KnownModel(nn.Module):
-    """A stand-in with the interface evaluate() uses: elements, cutoff, forward(batch, forces)."""
+    """A stand-in with the interface evaluate() uses: elements, cutoff, forward(batch, forces).
+
+    With ``dipole_head`` it also predicts a dipole of zero, like an extra head would.
+    """
 
     elements = [1, 6, 8]
     cutoff = 2.0
 
-    def __init__(self):
+    def __init__(self, dipole_head: bool = False):
         super().__init__()
+        self.dipole_head = dipole_head
         self.k = nn.Parameter(torch.tensor(K, dtype=torch.float64))  # sets dtype float64
 
     def forward(self, batch, forces="direct"):
@@ -44,6 +48,8 @@ class KnownModel(nn.Module):
             outputs["forces"] = -2 * self.k * r + torch.as_tensor(D)
         if forces in ("conservative", "both"):
             outputs["conservative_forces"] = -2 * self.k * r
+        if self.dipole_head:
+            outputs["dipole"] = torch.zeros(batch.n_structures, 3, dtype=r.dtype)
         return outputs
 
 
@@ -126,6 +132,16 @@ def test_metrics_of_absent_labels_are_left_out():
     for absent in ("forces", "polarizability", "dipole"):
         assert not [key for key in metrics if key.startswith(absent)]
     assert "jacobian_consistency_mae" in metrics
+
+
+def test_extra_head_is_compared_with_its_label(labelled):
+    records, _ = labelled
+    assert "dipole_mae" not in evaluate(KnownModel(dipole_head=True), records)  # no labels
+    records[1].dipole = np.array([0.3, -0.6, 0.0])  # the model predicts zero
+    metrics = evaluate(KnownModel(dipole_head=True), records)
+    assert metrics["dipole_mae"] == pytest.approx(0.3)
+    assert metrics["dipole_rmse"] == pytest.approx(np.sqrt((0.09 + 0.36) / 3))
+    assert "dipole_mae" not in evaluate(KnownModel(), records)  # labels but no head
 
 
 def test_pairs_hold_only_labelled_entries(labelled):

@@ -106,9 +106,8 @@ def predict(model, records: Sequence[Record], forces: str = "direct",
     polarizability (3, 3) A^3 and every extra head by name (dipole (3,) e*A, ...).
     """
     _check_force_source(forces)
-    mode = "direct" if forces == "direct" else "conservative"
     results = []
-    for outputs in _per_structure_outputs(model, records, mode, batch_size):
+    for outputs in _per_structure_outputs(model, records, forces, batch_size):
         if forces == "conservative":
             outputs[FORCES] = outputs.pop(CONSERVATIVE_FORCES)
         if ENERGY in outputs:
