@@ -1,0 +1,65 @@
+"""``tridft inspect MODEL DATA [--structure K] [-o PREFIX]``: what the latent carries.
+
+Prints the information (mean KL, nats per atom) of every scalar latent channel and
+a channels x heads table of how much each head changes when the channel is ablated;
+writes PREFIX.json, PREFIX.png (KL bar chart and attribution heat map) and
+PREFIX_atoms.extxyz (structure K with per-atom energies and polarizabilities, for
+any ASE viewer). See tridft.transfer.inspect.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tridft.cli.evaluate import positive_int
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "inspect", help="latent information per channel, head attribution, per-atom terms",
+        description="Show how much information each latent channel carries over DATA, which "
+                    "heads use which channels, and the per-atom energies and polarizabilities "
+                    "of one structure.")
+    parser.add_argument("model", metavar="MODEL", help="trained model file")
+    parser.add_argument("data", metavar="DATA", help="structures (labels are not needed)")
+    parser.add_argument("--structure", type=int, default=0, metavar="K",
+                        help="structure of DATA (0-based) for the per-atom contributions "
+                             "(default 0)")
+    parser.add_argument("--max-structures", type=positive_int, default=1000, metavar="N",
+                        help="use at most the first N structures of DATA (default 1000)")
+    parser.add_argument("--units", metavar="QUANTITY=UNIT,...",
+                        help="units of DATA, e.g. length=bohr")
+    parser.add_argument("-o", "--output", default="inspect", metavar="OUT_PREFIX",
+                        help="prefix of the files written (default: inspect)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tridft.data.io import KeyMap, read_structures
+    from tridft.data.options import parse_units
+    from tridft.errors import InputError
+    from tridft.model.persistence import load_model
+    from tridft.transfer.inspect import atomic_contributions, inspect_latent, write_inspection
+
+    units = parse_units(args.units)
+    model = load_model(args.model)
+    geometry_only = KeyMap(energy=None, forces=None, polarizability=None, dipole=None)
+    records = read_structures(args.data, keys=geometry_only, units=units)
+    if not 0 <= args.structure < len(records):
+        raise InputError(f"--structure {args.structure} is outside 0..{len(records) - 1}",
+                         path=str(args.data))
+    report = inspect_latent(model, records[:args.max_structures])
+    atoms = atomic_contributions(model, records[args.structure])
+
+    print(f"latent of {args.model} over {report.n_structures} structures of {args.data}")
+    print("KL: mean information per atom (nats); columns: mean |change| of each head when the "
+          "channel is ablated, relative to the head's spread over the data")
+    print(report.table())
+    unused = report.unused_channels()
+    if not report.variational:
+        print("the latent is not variational: KL is not defined (shown as 0)")
+    elif unused:
+        print(f"unused channels (KL < 0.01 nats): {', '.join(unused)}")
+    for path in write_inspection(report, atoms, args.output):
+        print(f"written: {path}")
+    return 0

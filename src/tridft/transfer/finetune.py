@@ -1,0 +1,447 @@
+"""Learn a new property from a handful of labels on a trained model's latent.
+
+    model = load_model("ethanol.pt")
+    records = read_labels("dipoles.xyz", Target("dipole", "dipole"))
+    result = finetune(model, records, FinetuneOptions(property="dipole", kind="dipole"))
+    save_finetuned(result, "ethanol+dipole.pt")
+
+A new head is attached to the latent and trained on the labelled structures
+(which need none of the original labels). What else learns is ``freeze``:
+
+    latent    (default) only the new head. Backbone and bottleneck are frozen:
+              requires_grad False and eval mode, so the latent is the bottleneck's
+              deterministic mean. The original heads' predictions stay bit-identical.
+              The latent of each structure is computed once and reused every step.
+    backbone  the new head, and the bottleneck at lr * pretrained_lr_factor.
+    none      the new head, and backbone and bottleneck at lr * pretrained_lr_factor.
+
+In the last two modes the shared latent moves, so the original heads' predictions
+change (they are not retrained here); a warning says so.
+
+The whole model stays in eval mode while it learns: the bottleneck gives its mean,
+the value every head sees at inference. A fraction of the labelled structures is
+held out for validation; the step with the lowest validation error is kept
+(early stopping).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from tqdm.auto import tqdm
+
+from tridft.data.batch import Batch
+from tridft.data.dataset import GraphDataset
+from tridft.data.io import KeyMap, read_structures
+from tridft.data.record import Record
+from tridft.errors import ConfigError, InputError
+from tridft.model.bottleneck import Latent
+from tridft.model.heads import Head
+from tridft.model.model import TriDFTModel
+from tridft.model.persistence import save_model
+from tridft.transfer.targets import KINDS, Target, masked_residuals
+from tridft.units import UnitSpec
+
+logger = logging.getLogger(__name__)
+
+FREEZE_MODES = ("latent", "backbone", "none")
+DEFAULT_STEPS = 1000
+# Cosine learning-rate decay ends at lr * this.
+FINAL_LR_RATIO = 0.02
+# Validate at least this many steps apart (tiny sets have one-step epochs).
+MIN_VALIDATION_INTERVAL = 10
+# Structures per forward pass when computing latents or evaluating.
+EVALUATION_BATCH = 64
+
+
+class FinetuneOptions(BaseModel):
+    """What to learn and how. Unknown or mistyped options are a ConfigError."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    property: str = Field(min_length=1, description="name of the new head and its label")
+    kind: Literal["structure_scalar", "structure_vector", "atom_scalar", "structure_tensor",
+                  "dipole"]
+    freeze: Literal["latent", "backbone", "none"] = "latent"
+    steps: int | None = Field(None, gt=0, description="optimizer steps (default 1000)")
+    epochs: int | None = Field(None, gt=0, description="passes over the training labels")
+    lr: float = Field(3e-3, gt=0, description="learning rate of the new head (AdamW)")
+    pretrained_lr_factor: float = Field(
+        0.1, gt=0, description="the pre-trained backbone/bottleneck learn at lr * this "
+                               "(freeze backbone or none)")
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(16, gt=0)
+    n_train: int | None = Field(None, ge=2, description="labelled structures to use "
+                                                       "(training + validation); default all")
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    validate_every: int | None = Field(None, gt=0, description="steps; default one epoch, "
+                                                              f"at least {MIN_VALIDATION_INTERVAL}")
+    patience: int = Field(30, gt=0, description="validations without improvement before "
+                                                "stopping")
+    hidden: int | None = Field(None, gt=0, description="hidden width of the new head; "
+                                                      "default the model's head_hidden")
+    extensive: bool = Field(True, description="structure_scalar: sum (true) or mean over atoms")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> "FinetuneOptions":
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give steps or epochs, not both")
+        return self
+
+    @classmethod
+    def create(cls, **values) -> "FinetuneOptions":
+        """Like the constructor, with a one-line ConfigError naming the offending option."""
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise ConfigError(f"finetune: {where + ': ' if where else ''}{problem['msg']}") \
+                from None
+
+
+@dataclass
+class FinetuneResult:
+    """The model with its new head, and how the fitting went.
+
+    validation: {"mae", "rmse"} of the new property on the held-out labels at the
+    kept step, in the property's units (components of vectors and tensors).
+    initial_validation: the same for the untrained head (output scale and shift set
+    from the labels), the reference the training improves on.
+    history: (step, training loss, validation MAE) at every validation.
+    """
+
+    model: TriDFTModel
+    target: Target
+    options: FinetuneOptions
+    n_train: int
+    n_validation: int
+    validation: dict[str, float]
+    initial_validation: dict[str, float]
+    best_step: int
+    steps: int
+    stopped_early: bool
+    history: list[tuple[int, float, float]] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """Plain data for model metadata and reports."""
+        return {"property": self.target.name, "kind": self.target.kind,
+                "freeze": self.options.freeze, "n_train": self.n_train,
+                "n_validation": self.n_validation, "best_step": self.best_step,
+                "steps": self.steps, "validation_mae": self.validation["mae"],
+                "validation_rmse": self.validation["rmse"],
+                "initial_validation_mae": self.initial_validation["mae"],
+                "seed": self.options.seed}
+
+
+# --- reading labels ----------------------------------------------------------------------
+
+
+def read_labels(path: str | os.PathLike, target: Target, file_key: str | None = None,
+                units: UnitSpec | None = None) -> list[Record]:
+    """The structures of ``path`` that carry ``target``'s label (read from ``file_key``,
+    default the property's name). Other labels are not read: the file may hold only this one.
+
+    Dipoles are converted with ``units``; other properties are used as they are in the file.
+    """
+    key = file_key or target.name
+    if target.kind == "dipole":
+        keys = KeyMap(energy=None, forces=None, polarizability=None, dipole=key)
+    else:
+        keys = KeyMap(energy=None, forces=None, polarizability=None, dipole=None,
+                      extra={target.name: key})
+    records = target.conform(read_structures(path, keys=keys, units=units))
+    if not records:
+        raise InputError(f"no structure carries the label '{key}' (for property "
+                         f"'{target.name}'; map another key with --keys {target.name}=KEY)",
+                         path=str(path))
+    return records
+
+
+# --- fine-tuning -------------------------------------------------------------------------
+
+
+def finetune(model: TriDFTModel, records: Sequence[Record], options: FinetuneOptions,
+             progress: bool = True) -> FinetuneResult:
+    """Attach a head for ``options.property`` to ``model`` (in place) and train it.
+
+    ``records`` are the structures with the new label (see ``read_labels``); any
+    others are ignored. Returns the model (with the head) and validation metrics.
+    """
+    target = Target(options.property, options.kind, options.extensive)
+    check_new_head_name(model, target.name)
+    labelled = target.conform(records)
+    if target.kind == "dipole":
+        _refuse_periodic(labelled)
+    _warn_unknown_elements(model, labelled)
+    train_records, validation_records = _split(labelled, options)
+
+    dtype = next(model.parameters()).dtype
+    dataset = GraphDataset(train_records + validation_records, model.cutoff)
+    train_indices = list(range(len(train_records)))
+    validation_indices = list(range(len(train_records), len(dataset)))
+    dipole_scale = dataset.stats(train_indices).dipole_scale if target.kind == "dipole" else None
+    config = model.config
+    head = target.build_head(train_records, config.latent_scalar_width,
+                             config.latent_vector_width, options.hidden or config.head_hidden,
+                             dipole_scale=dipole_scale).to(dtype)
+    model.add_head(head)
+    if options.freeze != "latent":
+        logger.warning("freeze=%s: the shared latent is trained, so the original heads' "
+                       "predictions change; check them before using them", options.freeze)
+
+    model.eval()  # the bottleneck's mean, as every head sees it at inference
+    with _trainable(model, head, options.freeze) as pretrained:
+        loop = _FitLoop(model, head, target, dataset, train_indices, validation_indices,
+                        options, pretrained, dtype)
+        result = loop.run(progress)
+    return FinetuneResult(model=model, target=target, options=options,
+                          n_train=len(train_records), n_validation=len(validation_records),
+                          **result)
+
+
+def check_new_head_name(model: TriDFTModel, name: str) -> None:
+    """ConfigError when ``model`` already has a head called ``name``."""
+    if name in model.heads:
+        raise ConfigError(f"finetune: the model already has a head named '{name}' (heads: "
+                          f"{', '.join(model.heads)}); choose another --property name")
+
+
+def save_finetuned(result: FinetuneResult, path: str | os.PathLike) -> None:
+    """Save the fine-tuned model (old heads plus the new one), recording how it was made."""
+    metadata = dict(getattr(result.model, "metadata", None) or {})
+    metadata["finetuned"] = list(metadata.get("finetuned", [])) + [result.summary()]
+    save_model(result.model, path, metadata=metadata)
+    result.model.metadata = metadata
+
+
+def _split(labelled: list[Record], options: FinetuneOptions) -> tuple[list[Record], list[Record]]:
+    """(training, validation) records: ``n_train`` drawn at random, a fraction held out."""
+    rng = np.random.default_rng(options.seed)
+    n_used = len(labelled) if options.n_train is None else options.n_train
+    if n_used > len(labelled):
+        raise InputError(f"--n-train {n_used} asks for more labelled structures than there "
+                         f"are ({len(labelled)})")
+    if n_used < 2:
+        raise InputError(f"need at least 2 labelled structures (one to train, one to "
+                         f"validate), found {n_used}")
+    order = rng.permutation(len(labelled))[:n_used]
+    n_validation = min(max(1, round(options.validation_fraction * n_used)), n_used - 1)
+    return ([labelled[i] for i in order[n_validation:]],
+            [labelled[i] for i in order[:n_validation]])
+
+
+def _refuse_periodic(records: Sequence[Record]) -> None:
+    for index, record in enumerate(records):
+        if record.is_periodic:
+            raise InputError("a dipole head needs molecules: the dipole of a periodic cell is "
+                             "ill-defined with positions", path=record.source or None,
+                             index=None if record.source else index, field="pbc")
+
+
+def _warn_unknown_elements(model: TriDFTModel, records: Sequence[Record]) -> None:
+    known = set(model.elements)
+    if not known:
+        return
+    unseen = sorted({int(z) for r in records for z in r.numbers} - known)
+    if unseen:
+        logger.warning("elements %s were not in the model's training set: their latent is "
+                       "untrained", unseen)
+
+
+class _trainable:
+    """Context: only the new head (and the pre-trained parts ``freeze`` releases) get
+    gradients; every requires_grad flag is restored on exit."""
+
+    _RELEASED = {"latent": (), "backbone": ("bottleneck",), "none": ("backbone", "bottleneck")}
+
+    def __init__(self, model: TriDFTModel, head: Head, freeze: str):
+        self.model, self.head, self.freeze = model, head, freeze
+
+    def __enter__(self) -> list[torch.nn.Parameter]:
+        self.saved = {p: p.requires_grad for p in self.model.parameters()}
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        for parameter in self.head.parameters():
+            parameter.requires_grad_(True)
+        pretrained = [p for name in self._RELEASED[self.freeze]
+                      for p in getattr(self.model, name).parameters()]
+        for parameter in pretrained:
+            parameter.requires_grad_(True)
+        return pretrained
+
+    def __exit__(self, *exc) -> None:
+        for parameter, flag in self.saved.items():
+            parameter.requires_grad_(flag)
+
+
+class LatentSource:
+    """(latent, batch) for structures of a dataset.
+
+    With ``frozen`` the latent of every structure is computed once (no gradient) and
+    cut per structure; a batch's latent is then the concatenation of its structures'.
+    """
+
+    def __init__(self, model: TriDFTModel, dataset: GraphDataset, dtype: torch.dtype,
+                 frozen: bool):
+        self.model, self.dataset, self.dtype = model, dataset, dtype
+        self.cache: list[Latent] | None = None
+        if frozen:
+            self.cache = []
+            with torch.no_grad():
+                for start in range(0, len(dataset), EVALUATION_BATCH):
+                    indices = range(start, min(start + EVALUATION_BATCH, len(dataset)))
+                    batch = dataset.collate(indices, dtype=dtype)
+                    self.cache.extend(_split_latent(model.latent(batch),
+                                                    batch.n_atoms.tolist()))
+
+    def __call__(self, indices: Sequence[int]) -> tuple[Latent, Batch]:
+        batch = self.dataset.collate(indices, dtype=self.dtype)
+        if self.cache is None:
+            return self.model.latent(batch), batch
+        return _concatenate_latents([self.cache[i] for i in indices]), batch
+
+
+def _split_latent(latent: Latent, sizes: list[int]) -> list[Latent]:
+    def cut(tensor):
+        return [None] * len(sizes) if tensor is None else tensor.split(sizes)
+
+    return [Latent(*parts) for parts in zip(cut(latent.scalars), cut(latent.vectors),
+                                            cut(latent.mean), cut(latent.log_var))]
+
+
+def _concatenate_latents(latents: list[Latent]) -> Latent:
+    log_vars = [latent.log_var for latent in latents]
+    return Latent(scalars=torch.cat([latent.scalars for latent in latents]),
+                  vectors=torch.cat([latent.vectors for latent in latents]),
+                  mean=torch.cat([latent.mean for latent in latents]),
+                  log_var=None if log_vars[0] is None else torch.cat(log_vars))
+
+
+class _FitLoop:
+    """The training loop of a new head, step by step, with validation and early stopping."""
+
+    def __init__(self, model: TriDFTModel, head: Head, target: Target, dataset: GraphDataset,
+                 train_indices: list[int], validation_indices: list[int],
+                 options: FinetuneOptions, pretrained: list[torch.nn.Parameter],
+                 dtype: torch.dtype):
+        self.model, self.head, self.target, self.options = model, head, target, options
+        self.train_indices, self.validation_indices = train_indices, validation_indices
+        self.source = LatentSource(model, dataset, dtype, frozen=not pretrained)
+        self.loss_scale = target.loss_scale([dataset[i] for i in train_indices])
+        groups = [{"params": list(head.parameters()), "lr": options.lr}]
+        if pretrained:
+            groups.append({"params": pretrained, "lr": options.lr * options.pretrained_lr_factor})
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=options.weight_decay)
+        self.base_lrs = [group["lr"] for group in groups]
+        # What early stopping keeps: every module that learns.
+        self.learning = [head] + ([model.backbone, model.bottleneck] if pretrained else [])
+        steps_per_epoch = math.ceil(len(train_indices) / options.batch_size)
+        self.steps = options.steps or (options.epochs * steps_per_epoch if options.epochs
+                                       else DEFAULT_STEPS)
+        self.validate_every = options.validate_every or max(steps_per_epoch,
+                                                            MIN_VALIDATION_INTERVAL)
+        self.generator = torch.Generator().manual_seed(options.seed)
+
+    def run(self, progress: bool) -> dict:
+        initial = evaluate_target(self.model, self.target, self.source, self.validation_indices)
+        best, best_step, best_state, stale = initial, 0, self._snapshot(), 0
+        history, running, stopped_early, step = [], [], False, 0
+        bar = tqdm(total=self.steps, desc=f"finetune {self.target.name}", unit="step",
+                   disable=not progress, leave=False)
+        batches = self._training_batches()
+        for step in range(1, self.steps + 1):
+            self._set_lr(step)
+            running.append(self._train_step(next(batches)))
+            bar.update(1)
+            if step % self.validate_every and step != self.steps:
+                continue
+            metrics = evaluate_target(self.model, self.target, self.source,
+                                      self.validation_indices)
+            history.append((step, float(np.mean(running)), metrics["mae"]))
+            running = []
+            if metrics["mae"] < best["mae"]:
+                best, best_step, best_state, stale = metrics, step, self._snapshot(), 0
+            else:
+                stale += 1
+            bar.set_postfix(val_mae=f"{metrics['mae']:.4g}", best=f"{best['mae']:.4g}")
+            if stale >= self.options.patience:
+                stopped_early = True
+                break
+        bar.close()
+        self._restore(best_state)
+        logger.info("finetune %s: validation MAE %.4g at step %d of %d", self.target.name,
+                    best["mae"], best_step, step)
+        return {"validation": best, "initial_validation": initial, "best_step": best_step,
+                "steps": step,
+                "stopped_early": stopped_early, "history": history}
+
+    def _training_batches(self):
+        """Endless shuffled minibatches of training indices, reshuffled every epoch."""
+        indices = torch.as_tensor(self.train_indices)
+        while True:
+            order = indices[torch.randperm(len(indices), generator=self.generator)].tolist()
+            for start in range(0, len(order), self.options.batch_size):
+                yield order[start:start + self.options.batch_size]
+
+    def _train_step(self, indices: list[int]) -> float:
+        latent, batch = self.source(indices)
+        prediction = self.head(latent, batch)
+        values, mask = self.target.labels(batch)
+        loss = (masked_residuals(prediction, values, mask) / self.loss_scale).pow(2).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def _set_lr(self, step: int) -> None:
+        """Cosine decay from the base learning rates to FINAL_LR_RATIO of them."""
+        progress = (step - 1) / max(1, self.steps - 1)
+        factor = FINAL_LR_RATIO + (1 - FINAL_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress))
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+
+    def _snapshot(self) -> list[dict]:
+        return [{k: v.detach().clone() for k, v in module.state_dict().items()}
+                for module in self.learning]
+
+    def _restore(self, state: list[dict]) -> None:
+        for module, module_state in zip(self.learning, state):
+            module.load_state_dict(module_state)
+
+
+def evaluate_target(model: TriDFTModel, target: Target, source: LatentSource | GraphDataset,
+                    indices: Sequence[int] | None = None) -> dict[str, float]:
+    """{"mae", "rmse", "n"} of ``model.heads[target.name]`` on labelled structures.
+
+    ``source``: a LatentSource (reuses cached latents) or a GraphDataset.
+    Errors are over label components, in the property's units.
+    """
+    if isinstance(source, GraphDataset):
+        source = LatentSource(model, source, next(model.parameters()).dtype, frozen=False)
+    indices = list(range(len(source.dataset))) if indices is None else list(indices)
+    head = model.heads[target.name]
+    residuals = []
+    with torch.no_grad():
+        for start in range(0, len(indices), EVALUATION_BATCH):
+            latent, batch = source(indices[start:start + EVALUATION_BATCH])
+            values, mask = target.labels(batch)
+            residuals.append(masked_residuals(head(latent, batch), values, mask).reshape(-1))
+    errors = torch.cat(residuals).double()
+    if errors.numel() == 0:
+        return {"mae": math.nan, "rmse": math.nan, "n": 0}
+    return {"mae": float(errors.abs().mean()), "rmse": float(errors.pow(2).mean().sqrt()),
+            "n": int(errors.numel())}
+
+
+__all__ = ["FREEZE_MODES", "KINDS", "FinetuneOptions", "FinetuneResult", "LatentSource",
+           "check_new_head_name", "evaluate_target", "finetune", "read_labels",
+           "save_finetuned"]
