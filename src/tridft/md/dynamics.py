@@ -24,7 +24,7 @@ import numpy as np
 from ase import units as ase_units
 from ase.constraints import FixCom
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 
 from tridft.errors import InputError
@@ -93,16 +93,27 @@ class MDSummary:
 def initial_velocities(atoms: ase.Atoms, temperature_K: float, seed: int) -> None:
     """Maxwell-Boltzmann velocities at ``temperature_K`` with zero total (angular) momentum.
 
-    The kinetic temperature is set to exactly ``temperature_K`` (as ASE counts degrees
-    of freedom: 3N minus those its constraints remove) and kept when the momenta are
-    removed (ASE rescales); angular momentum is only removed for molecules, where it
-    is conserved.
+    The velocities are then rescaled so that the kinetic temperature is exactly
+    ``temperature_K`` (as ASE counts degrees of freedom: 3N minus those its
+    constraints remove). Angular momentum is only removed for molecules, where it is
+    conserved.
     """
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, force_temp=True, rng=rng)
-    Stationary(atoms)
+    _maxwell_boltzmann(atoms, temperature_K, rng)
+    Stationary(atoms, preserve_temperature=False)
     if not np.any(atoms.pbc) and len(atoms) > 1:
-        ZeroRotation(atoms)
+        ZeroRotation(atoms, preserve_temperature=False)
+    current = atoms.get_temperature()
+    if current > 0:
+        atoms.set_velocities(atoms.get_velocities() * np.sqrt(temperature_K / current))
+
+
+def _maxwell_boltzmann(atoms: ase.Atoms, temperature_K: float, rng) -> None:
+    try:  # ASE >= 3.29 renamed the function
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
+    thermalize_momenta(atoms, temperature_K=temperature_K, rng=rng)
 
 
 def energy_drift(time_fs: np.ndarray, total_energy: np.ndarray, n_atoms: int) -> float:

@@ -108,6 +108,7 @@ def harmonic_frequencies(hessian: np.ndarray, masses: np.ndarray, positions: np.
     """
     masses = np.asarray(masses, dtype=np.float64)
     n = len(masses)
+    hessian = 0.5 * (hessian + hessian.T)  # numerical Hessians are symmetric only nearly
     inverse_sqrt_m = np.repeat(masses ** -0.5, 3)  # (3n,)
     weighted = hessian * inverse_sqrt_m[:, None] * inverse_sqrt_m[None, :]  # eV/(A^2 amu)
     external = rigid_body_modes(masses, np.asarray(positions), rotations=not periodic)

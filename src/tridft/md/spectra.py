@@ -16,7 +16,7 @@ which maps a classical correlation spectrum onto the Stokes (detailed-balance)
 quantum one for harmonic motion (Ramirez et al., J. Chem. Phys. 121, 3973 (2004)).
 No laser-frequency factor (w_L - w)^4 is applied.
 
-IR absorption: FT < dmu/dt(0) . dmu/dt(t) >  (= w^2 FT < mu(0) . mu(t) >). With the
+IR absorption: FT < dmu/dt(0) . dmu/dt(t) >, computed as w^2 FT < mu(0) . mu(t) >. With the
 harmonic correction, alpha(w) n(w) ~ w (1 - exp(-beta_T hbar w)) Q(w) FT_classical
 = beta_T hbar w^2 FT_classical, so the dipole-derivative spectrum already *is* the
 quantum-corrected line shape: no further factor.
@@ -113,10 +113,15 @@ def cosine_transform(correlation: np.ndarray, dt_fs: float,
 
 
 def quantum_correction(frequency_cm1: np.ndarray, temperature_K: float) -> np.ndarray:
-    """Q = x / (1 - exp(-x)), x = hbar w / (k_B T); 1 at w = 0, ~x at high frequency."""
+    """Q = x / (1 - exp(-x)), x = hbar w / (k_B T); 1 at w = 0, ~x at high frequency.
+
+    Defined for negative (anti-Stokes) frequencies too: Q(w) / Q(-w) = exp(x).
+    """
     angular = 2 * np.pi * SPEED_OF_LIGHT_CM_PER_S * np.asarray(frequency_cm1)  # rad/s
     x = HBAR_EV_S * angular / (BOLTZMANN_EV_PER_K * temperature_K)
-    return np.where(x > 1e-8, x / -np.expm1(-np.maximum(x, 1e-8)), 1.0)
+    tiny = np.abs(x) < 1e-8
+    safe = np.where(tiny, 1.0, x)
+    return np.where(tiny, 1.0, safe / -np.expm1(-safe))
 
 
 # ------------------------------------------------------------------------- spectra
@@ -155,8 +160,11 @@ def compute_spectra(polarizability: np.ndarray, dt_fs: float, dipole: np.ndarray
         raman_iso, raman_aniso = raman_iso * correction, raman_aniso * correction
     ir = None
     if dipole is not None:
-        derivative = np.gradient(np.asarray(dipole, dtype=np.float64).reshape(n, 3), dt_fs, axis=0)
-        _, ir = spectrum(derivative)
+        # FT<dmu/dt(0) . dmu/dt(t)> = w^2 FT<mu(0) . mu(t)>; multiplying by w^2 is exact,
+        # where a finite-difference derivative would damp a 3000 cm^-1 line by 10 % at 1 fs.
+        _, dipole_spectrum = spectrum(np.asarray(dipole, dtype=np.float64).reshape(n, 3))
+        angular_per_fs = 2 * np.pi * frequency / INVERSE_FS_TO_CM1
+        ir = angular_per_fs**2 * dipole_spectrum
     return Spectra(frequency_cm1=frequency, raman_iso=raman_iso, raman_aniso=raman_aniso,
                    raman_total=raman_iso + ANISOTROPIC_WEIGHT * raman_aniso, ir=ir,
                    resolution_cm1=INVERSE_FS_TO_CM1 / (max_lag * dt_fs),
