@@ -181,3 +181,13 @@ def test_bad_arguments_are_clear_errors(model):
         TriDFTCalculator(model, forces="magic")
     with pytest.raises(InputError, match="expected a TriDFTModel"):
         TriDFTCalculator(42)
+
+
+def test_a_dtype_conversion_works_on_a_copy(model):
+    atoms = ethanol_atoms()
+    atoms.calc = TriDFTCalculator(model, dtype=torch.float32)
+    single = atoms.get_potential_energy()
+    assert next(model.parameters()).dtype == torch.float64  # the caller's model is untouched
+    atoms.calc = TriDFTCalculator(model)
+    assert single == pytest.approx(atoms.get_potential_energy(), rel=1e-5)
+    assert atoms.calc.model is model  # no conversion needed: no copy

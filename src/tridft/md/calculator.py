@@ -20,6 +20,7 @@ can come within the cutoff before some atom has moved ``skin / 2``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -87,8 +88,10 @@ class SkinNeighborList:
 class TriDFTCalculator(Calculator):
     """Energy, forces, polarizability (and any extra head) from a tridft model.
 
-    model_or_path: a TriDFTModel or the path of a saved model. A model object is
-                   used in place: it is put in eval mode and moved to ``device``/``dtype``.
+    model_or_path: a TriDFTModel or the path of a saved model. A model object in
+                   eval mode on ``device`` with ``dtype`` is used as it is (later changes
+                   to its weights are seen); otherwise the calculator converts a copy
+                   and leaves the caller's model untouched.
     forces:        "direct" (the force head, no backward pass: fast) or
                    "conservative" (-dE/dR by autograd: exactly the gradient of the
                    energy, so NVE dynamics conserves energy).
@@ -116,7 +119,7 @@ class TriDFTCalculator(Calculator):
                              f"got {type(model_or_path).__name__}")
         self.device = torch.device(device)
         self.dtype = dtype or next(model.parameters()).dtype
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.model = _ready_for_evaluation(model, self.device, self.dtype)
         self.force_source = forces
         self.neighbors = SkinNeighborList(model.cutoff, skin)
         extra = [name for name in model.heads if name not in (ENERGY, FORCES)]
@@ -161,6 +164,15 @@ class TriDFTCalculator(Calculator):
             raise InputError(
                 f"the model was not trained on {', '.join(_symbol(z) for z in unknown)} "
                 f"(it knows {', '.join(_symbol(z) for z in known)})")
+
+
+def _ready_for_evaluation(model: TriDFTModel, device: torch.device,
+                         dtype: torch.dtype) -> TriDFTModel:
+    """``model`` itself if it is in eval mode on ``device`` with ``dtype``, else a converted copy."""
+    parameter = next(model.parameters())
+    if not model.training and parameter.device == device and parameter.dtype == dtype:
+        return model
+    return copy.deepcopy(model).to(device=device, dtype=dtype).eval()
 
 
 def atoms_to_geometry(atoms) -> Record:
