@@ -106,33 +106,11 @@ def read_input(source) -> list:
     ``charge`` and ``multiplicity`` in a structure's info, when present, land in
     ``record.extra``.
     """
-    try:
-        from tridft.data.io import KeyMap, read_structures
-    except ImportError:  # the reader is part of tridft; this keeps the runner usable alone
-        return _read_with_ase(source)
+    from tridft.data.io import KeyMap, read_structures
+
     keys = KeyMap(energy=None, forces=None, polarizability=None, dipole=None,
                   extra={"charge": "charge", "multiplicity": "multiplicity"})
     return read_structures(source, keys=keys)
-
-
-def _read_with_ase(source) -> list:
-    import ase
-    import ase.io
-
-    from tridft.data.record import Record
-
-    frames = [source] if isinstance(source, ase.Atoms) else (
-        list(source) if isinstance(source, (list, tuple)) else ase.io.read(str(source), ":"))
-    records = []
-    for atoms in frames:
-        extra = {k: np.asarray(atoms.info[k]) for k in ("charge", "multiplicity")
-                 if k in atoms.info}
-        periodic = bool(np.any(atoms.pbc)) and bool(np.any(atoms.cell.array))
-        records.append(Record(numbers=atoms.numbers.copy(), positions=atoms.positions.copy(),
-                              cell=atoms.cell.array.copy() if periodic else None,
-                              pbc=np.array(atoms.pbc) if periodic else np.zeros(3, bool),
-                              extra=extra))
-    return records
 
 
 def make_jobs(records: Sequence, settings: LabelSettings, path: str | None = None) -> list[Job]:
@@ -474,6 +452,7 @@ def label_file(source, output, settings: LabelSettings | None = None, workers: i
     jobs = make_jobs(read_input(source), settings, path=path_name)
     check_settings(settings, np.concatenate([job.numbers for job in jobs]))
 
+    output.parent.mkdir(parents=True, exist_ok=True)
     done_keys = prepare_output(output)
     todo, summary = _select_todo(jobs, done_keys)
     summary.output, summary.failures_file = str(output), str(failures_path(output))
