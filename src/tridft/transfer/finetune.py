@@ -29,11 +29,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tqdm.auto import tqdm
 
@@ -192,7 +194,8 @@ def finetune(model: TriDFTModel, records: Sequence[Record], options: FinetuneOpt
     config = model.config
     head = target.build_head(train_records, config.latent_scalar_width,
                              config.latent_vector_width, options.hidden or config.head_hidden,
-                             dipole_scale=dipole_scale).to(dtype)
+                             dipole_scale=dipole_scale)
+    head.to(device=next(model.parameters()).device, dtype=dtype)
     model.add_head(head)
     if options.freeze != "latent":
         logger.warning("freeze=%s: the shared latent is trained, so the original heads' "
@@ -219,6 +222,9 @@ def save_finetuned(result: FinetuneResult, path: str | os.PathLike) -> None:
     """Save the fine-tuned model (old heads plus the new one), recording how it was made."""
     metadata = dict(getattr(result.model, "metadata", None) or {})
     metadata["finetuned"] = list(metadata.get("finetuned", [])) + [result.summary()]
+    if isinstance(metadata.get("units"), dict):
+        metadata["units"] = {**metadata["units"], result.target.name: (
+            "e*Angstrom" if result.target.kind == "dipole" else "as in the fine-tuning labels")}
     save_model(result.model, path, metadata=metadata)
     result.model.metadata = metadata
 
@@ -257,29 +263,27 @@ def _warn_unknown_elements(model: TriDFTModel, records: Sequence[Record]) -> Non
                        "untrained", unseen)
 
 
-class _trainable:
-    """Context: only the new head (and the pre-trained parts ``freeze`` releases) get
-    gradients; every requires_grad flag is restored on exit."""
+# Pre-trained modules that learn too (at lr * pretrained_lr_factor), per freeze mode.
+RELEASED_MODULES = {"latent": (), "backbone": ("bottleneck",), "none": ("backbone", "bottleneck")}
 
-    _RELEASED = {"latent": (), "backbone": ("bottleneck",), "none": ("backbone", "bottleneck")}
 
-    def __init__(self, model: TriDFTModel, head: Head, freeze: str):
-        self.model, self.head, self.freeze = model, head, freeze
-
-    def __enter__(self) -> list[torch.nn.Parameter]:
-        self.saved = {p: p.requires_grad for p in self.model.parameters()}
-        for parameter in self.model.parameters():
+@contextmanager
+def _trainable(model: TriDFTModel, head: Head, freeze: str) -> Iterator[list[nn.Parameter]]:
+    """Only the new head and the modules ``freeze`` releases get gradients inside the block
+    (yields the released pre-trained parameters); every requires_grad flag is restored."""
+    saved = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
+    try:
+        for parameter in model.parameters():
             parameter.requires_grad_(False)
-        for parameter in self.head.parameters():
+        for parameter in head.parameters():
             parameter.requires_grad_(True)
-        pretrained = [p for name in self._RELEASED[self.freeze]
-                      for p in getattr(self.model, name).parameters()]
+        pretrained = [p for name in RELEASED_MODULES[freeze]
+                      for p in getattr(model, name).parameters()]
         for parameter in pretrained:
             parameter.requires_grad_(True)
-        return pretrained
-
-    def __exit__(self, *exc) -> None:
-        for parameter, flag in self.saved.items():
+        yield pretrained
+    finally:
+        for parameter, flag in saved:
             parameter.requires_grad_(flag)
 
 
@@ -293,18 +297,19 @@ class LatentSource:
     def __init__(self, model: TriDFTModel, dataset: GraphDataset, dtype: torch.dtype,
                  frozen: bool):
         self.model, self.dataset, self.dtype = model, dataset, dtype
+        self.device = next(model.parameters()).device
         self.cache: list[Latent] | None = None
         if frozen:
             self.cache = []
             with torch.no_grad():
                 for start in range(0, len(dataset), EVALUATION_BATCH):
                     indices = range(start, min(start + EVALUATION_BATCH, len(dataset)))
-                    batch = dataset.collate(indices, dtype=dtype)
+                    batch = dataset.collate(indices, dtype=dtype).to(self.device)
                     self.cache.extend(_split_latent(model.latent(batch),
                                                     batch.n_atoms.tolist()))
 
     def __call__(self, indices: Sequence[int]) -> tuple[Latent, Batch]:
-        batch = self.dataset.collate(indices, dtype=self.dtype)
+        batch = self.dataset.collate(indices, dtype=self.dtype).to(self.device)
         if self.cache is None:
             return self.model.latent(batch), batch
         return _concatenate_latents([self.cache[i] for i in indices]), batch
@@ -331,7 +336,7 @@ class _FitLoop:
 
     def __init__(self, model: TriDFTModel, head: Head, target: Target, dataset: GraphDataset,
                  train_indices: list[int], validation_indices: list[int],
-                 options: FinetuneOptions, pretrained: list[torch.nn.Parameter],
+                 options: FinetuneOptions, pretrained: list[nn.Parameter],
                  dtype: torch.dtype):
         self.model, self.head, self.target, self.options = model, head, target, options
         self.train_indices, self.validation_indices = train_indices, validation_indices
