@@ -82,12 +82,14 @@ class MDSummary:
     steps_per_s: float
     mean_temperature_K: float
     drift_ev_per_atom_per_ps: float  # slope of a linear fit of the total energy vs time
+    ensemble: str = "nve"
 
     def lines(self) -> list[str]:
+        note = "" if self.ensemble == "nve" else " (thermostatted: not a conservation test)"
         return [f"steps: {self.steps} ({self.steps_per_s:.1f} steps/s, {self.wall_s:.1f} s)",
                 f"frames written: {self.frames_written}",
                 f"mean temperature: {self.mean_temperature_K:.1f} K",
-                f"total-energy drift: {self.drift_ev_per_atom_per_ps:+.3e} eV/atom/ps"]
+                f"total-energy drift: {self.drift_ev_per_atom_per_ps:+.3e} eV/atom/ps{note}"]
 
 
 def initial_velocities(atoms: ase.Atoms, temperature_K: float, seed: int) -> None:
@@ -190,7 +192,8 @@ def run_md(atoms: ase.Atoms, settings: MDSettings, trajectory: str | os.PathLike
                      steps_per_s=settings.steps / wall if wall > 0 else math.inf,
                      mean_temperature_K=float(np.mean(temperatures)),
                      drift_ev_per_atom_per_ps=energy_drift(np.array(times), np.array(totals),
-                                                           len(atoms)))
+                                                           len(atoms)),
+                     ensemble=settings.ensemble)
 
 
 def frame_contents(atoms: ase.Atoms, step: int, time_fs: float) -> tuple[dict, dict]:
