@@ -1,0 +1,129 @@
+"""Inference speed and peak memory of one trained model, in a process of its own.
+
+    python benchmarks/peers/speed.py --code mace --model m.pt --ethanol DATA --water DATA \
+        --sizes 192,1536,12288 --out speed.json
+
+Run with the interpreter of the code's environment (tridft: .venv, peers:
+.venv-peers). What is timed: from ase.Atoms to predictions, the code's own
+neighbour list and batching included (featurize + collate + forward with
+forces). Sizes run in increasing order in one process, and the peak memory
+after each size is the process's maximum resident set so far (ru_maxrss): the
+largest system so far, the Python/torch runtime and the model included; the
+resident set before the first system is reported as the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from structures import WATER_REPEATS, read_labelled, water_box  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def time_call(function, min_repeats: int, max_seconds: float, warmup: bool) -> list[float]:
+    if warmup:
+        function()
+    times = []
+    started = time.perf_counter()
+    while len(times) < min_repeats or time.perf_counter() - started < max_seconds / 3:
+        begin = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - begin)
+        if time.perf_counter() - started > max_seconds:
+            break
+    return times
+
+
+def load(code: str, model_path: str, forces: str, tasks: tuple[str, ...]):
+    if code == "tridft":
+        from adapters import TriDFTAdapter
+
+        adapter = TriDFTAdapter(model_path, forces=forces)
+        return adapter, adapter.model
+    import compat  # noqa: F401
+    from adapters import make_adapter
+
+    model = torch.load(model_path, weights_only=False)  # our own file (train_peer.py)
+    adapter = make_adapter(code, tasks)
+    model.eval()
+    return adapter, model
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--code", choices=("tridft", "schnetpack", "mace"), required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--forces", default="direct", help="tridft only: direct|conservative")
+    parser.add_argument("--tasks", default="energy,forces", help="peers: the model's outputs")
+    parser.add_argument("--ethanol", required=True, help="extxyz of ethanol structures")
+    parser.add_argument("--ethanol-batch", type=int, default=100)
+    parser.add_argument("--water", required=True, help="extxyz whose first frame is the 192-atom cell")
+    parser.add_argument("--sizes", default="192,384,768,1536,3072,6144,12288")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    baseline = peak_rss_mb()
+    adapter, model = load(args.code, args.model, args.forces, tuple(args.tasks.split(",")))
+    model_rss = peak_rss_mb()
+    result = {"code": args.code, "forces": args.forces if args.code == "tridft" else "autograd",
+              "threads": args.threads, "settings": adapter.settings,
+              "rss_before_model_mb": baseline, "rss_with_model_mb": model_rss,
+              "ethanol": None, "water": []}
+
+    def predict(atoms_list):
+        def run():
+            items = [adapter.featurize(atoms) for atoms in atoms_list]
+            with torch.inference_mode(False):
+                output = adapter.predict(model, adapter.collate(items), training=False)
+            return {k: v.detach() for k, v in output.items() if isinstance(v, torch.Tensor)}
+        return run
+
+    ethanol = [s.atoms for s in read_labelled(args.ethanol)[:args.ethanol_batch]]
+    times = time_call(predict(ethanol), 3, args.max_seconds, warmup=True)
+    seconds = statistics.median(times)
+    n_atoms = sum(len(a) for a in ethanol)
+    result["ethanol"] = {"structures": len(ethanol), "atoms": n_atoms, "seconds": seconds,
+                         "structures_per_s": len(ethanol) / seconds,
+                         "atoms_per_s": n_atoms / seconds, "repeats": len(times), "times": times,
+                         "peak_rss_mb": peak_rss_mb()}
+    write(result, args.out)
+
+    for size in (int(s) for s in args.sizes.split(",")):
+        box = water_box(args.water, WATER_REPEATS[size])
+        times = time_call(predict([box]), 1 if size >= 3072 else 3, args.max_seconds,
+                          warmup=size < 3072)
+        seconds = statistics.median(times)
+        result["water"].append({"atoms": len(box), "seconds": seconds,
+                                "atoms_per_s": len(box) / seconds, "repeats": len(times),
+                                "times": times,
+                                "peak_rss_mb": peak_rss_mb()})
+        write(result, args.out)  # partial results survive a kill (memory, time)
+        print(f"{args.code} water {len(box)} atoms: {seconds:.3f} s, "
+              f"peak {peak_rss_mb():.0f} MB", flush=True)
+    return 0
+
+
+def write(result: dict, path: str) -> None:
+    temporary = f"{path}.tmp"
+    Path(temporary).write_text(json.dumps(result, indent=1))
+    os.replace(temporary, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
