@@ -26,7 +26,6 @@ import logging
 import os
 import platform
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -202,11 +201,31 @@ def environment() -> dict:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {"machine": {"cpu_count": os.cpu_count(), "processor": _cpu_model(),
+    return {"code": _code_state(),
+            "machine": {"cpu_count": os.cpu_count(), "processor": _cpu_model(),
                         "platform": platform.platform(), "python": platform.python_version(),
-                        "hostname_hash": abs(hash(socket.gethostname())) % 10000,
                         "note": "2 cores shared with other processes; CPU only"},
             "versions": versions}
+
+
+def _code_state() -> dict:
+    """The commit the benchmark ran on, and whether the training code differed from it."""
+    import hashlib
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "tridft").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted_source_changes": bool(git("status", "--porcelain", "--", "src")),
+            "source_sha256": digest.hexdigest()[:16]}
 
 
 def _cpu_model() -> str:
