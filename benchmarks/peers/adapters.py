@@ -210,7 +210,10 @@ class TriDFTAdapter:
         return self._collate(items, self.model.cutoff)
 
     def predict(self, model, batch, training: bool):
-        return model(batch, forces=self.forces)
+        # As tridft's ASE calculator runs it: no graph, except the one the model builds
+        # itself for -dE/dR when asked for conservative forces.
+        with torch.no_grad():
+            return model(batch, forces=self.forces)
 
 
 def make_adapter(code: str, tasks: tuple[str, ...]):
