@@ -316,6 +316,7 @@ def summarize(runs: list[dict]) -> list[dict]:
             if values:
                 row[f"{metric}_mean"] = float(np.mean(values))
                 row[f"{metric}_std"] = float(statistics.stdev(values)) if len(values) > 1 else 0.0
+                row[f"{metric}_n"] = len(values)  # runs that report it (older runs may not)
         summary.append(row)
     return summary
 

@@ -21,6 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import summarize  # noqa: E402
 # (metric key, axis label, factor to the plotted unit)
 TASK_METRICS = (("energy_mae", "energy MAE (meV)", 1e3),
                 ("forces_mae", "force MAE (meV/Å)", 1e3),
@@ -28,7 +30,12 @@ TASK_METRICS = (("energy_mae", "energy MAE (meV)", 1e3),
 
 
 def load(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    if "runs" in results:  # summaries of the current code, whatever wrote the file
+        results["summary"] = summarize(results["runs"])
+    return results
 
 
 def rows(results: dict, **match) -> list[dict]:

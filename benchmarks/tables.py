@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import summarize  # noqa: E402
 COLUMNS = (("energy_mae", 1e3, "energy MAE (meV)"), ("forces_mae", 1e3, "force MAE (meV/Å)"),
            ("polarizability_mae", 1e3, "α MAE (10⁻³ Å³)"),
            ("jacobian_consistency_mae", 1e3, "\\|F_direct + dE/dR\\| (meV/Å)"),
@@ -26,7 +28,7 @@ def value(row: dict, metric: str, factor: float, digits: int = 1) -> str:
     if f"{metric}_mean" not in row:
         return "—"
     mean, std = row[f"{metric}_mean"] * factor, row[f"{metric}_std"] * factor
-    if row.get("n_seeds", 1) > 1:
+    if row.get(f"{metric}_n", row.get("n_seeds", 1)) > 1:
         return f"{mean:.{digits}f} ± {std:.{digits}f}"
     return f"{mean:.{digits}f}"
 
@@ -162,6 +164,8 @@ def main(argv=None) -> int:
         if not path.is_file():
             continue
         results = json.loads(path.read_text())
+        if "runs" in results:  # summaries of the current code, whatever wrote the file
+            results["summary"] = summarize(results["runs"])
         state = "complete" if results.get("complete") else "PARTIAL"
         for title, render in tables:
             print(f"### {title} ({name}.json, {state})\n")

@@ -122,7 +122,7 @@ def test_summary_is_mean_and_sample_std_over_seeds():
             {"variant": "b", "seed": 0, "energy_mae": 5.0}]
     summary = common.summarize(runs)
     assert summary[0] == {"variant": "a", "n_seeds": 2, "energy_mae_mean": 2.0,
-                          "energy_mae_std": pytest.approx(np.sqrt(2.0))}
+                          "energy_mae_std": pytest.approx(np.sqrt(2.0)), "energy_mae_n": 2}
     assert summary[1]["energy_mae_std"] == 0.0 and summary[1]["n_seeds"] == 1
 
 
