@@ -1,0 +1,252 @@
+"""Typed training configuration, read from YAML and validated before anything runs.
+
+A run is described by one YAML file with five sections::
+
+    data:      where the structures come from and how they are split
+    model:     the architecture (tridft.model.config.ModelConfig)
+    training:  optimisation: batch size, limits, learning rate, EMA, checkpoints, ...
+    loss:      which losses, their weights, regularizers and loss balancing
+    run_dir:   where everything the run writes goes
+
+Every section forbids unknown keys, so a typo is an error that names the key::
+
+    >>> config_from_dict({"training": {"lr": "fast"}})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tridft.errors.ConfigError: training.lr: Input should be a valid number...
+
+The defaults train a useful ethanol model in a few minutes on two CPU cores
+(see docs/training.md for how they were chosen).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
+
+from tridft.errors import ConfigError
+from tridft.model.config import ModelConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(_Section):
+    """How the training file is split when no separate validation/test files are given.
+
+    A number below 1 is a fraction of the structures, 1 or more a count.
+    """
+
+    validation: float = Field(0.1, ge=0)
+    test: float = Field(0.1, ge=0)
+    seed: int = 0
+
+
+class DataConfig(_Section):
+    """The structures to train on (internal units after reading, see data/io.py)."""
+
+    train: str | None = Field(None, description="file with the training structures; "
+                                                "null: the bundled ethanol dataset")
+    validation: str | None = Field(None, description="separate validation file (else split)")
+    test: str | None = Field(None, description="separate test file (else split)")
+    keys: dict[str, str | None] = Field(default_factory=dict,
+                                        description="label -> key in the file, as --keys")
+    units: dict[str, str] = Field(default_factory=dict,
+                                  description="quantity -> unit of the file, as --units")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    max_structures: int | None = Field(None, gt=0, description="read at most this many "
+                                                               "structures of the train file")
+
+
+class TrainingConfig(_Section):
+    """The optimisation. Steps are optimizer steps (one global batch each)."""
+
+    batch_size: int = Field(16, gt=0, description="structures per global batch")
+    max_epochs: int | None = Field(None, gt=0)
+    max_steps: int | None = Field(3000, gt=0)
+    time_limit_minutes: float | None = Field(None, gt=0,
+                                             description="stop cleanly after this wall time")
+    lr: float = Field(2e-3, gt=0, description="peak learning rate (AdamW)")
+    weight_decay: float = Field(0.0, ge=0)
+    scheduler: Literal["cosine", "plateau", "none"] = "cosine"
+    warmup_steps: int = Field(50, ge=0, description="linear learning-rate warm-up")
+    min_lr_ratio: float = Field(0.02, ge=0, le=1,
+                                description="cosine ends at (plateau stops at) lr * this")
+    plateau_factor: float = Field(0.5, gt=0, lt=1)
+    plateau_patience: int = Field(3, ge=1, description="validations without improvement")
+    grad_clip: float | None = Field(10.0, gt=0, description="max global gradient norm")
+    ema_decay: float = Field(0.99, ge=0, lt=1, description="0 switches EMA off")
+    early_stopping_patience: int | None = Field(None, ge=1,
+                                                description="validations without improvement")
+    validate_every: int = Field(200, gt=0, description="steps")
+    checkpoint_every: int = Field(200, gt=0, description="steps")
+    log_every: int = Field(20, gt=0, description="steps")
+    gradient_cosine_every: int | None = Field(200, gt=0,
+                                              description="steps; null: never")
+    seed: int = 0
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
+    force_source: Literal["direct", "conservative"] = Field(
+        "direct", description="which forces the force loss supervises")
+    num_threads: int | None = Field(None, gt=0, description="torch CPU threads; null: default")
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> "TrainingConfig":
+        if self.max_epochs is None and self.max_steps is None and self.time_limit_minutes is None:
+            raise ValueError("set at least one of max_epochs, max_steps, time_limit_minutes")
+        return self
+
+
+class LossConfig(_Section):
+    """Per-task losses on normalised residuals, regularizers and loss balancing."""
+
+    kind: Literal["mse", "huber"] = "mse"
+    huber_delta: float = Field(1.0, gt=0, description="in units of the task's scale")
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"energy": 1.0, "forces": 1.0, "polarizability": 1.0},
+        description="task (head name) -> weight; tasks not listed are not trained")
+    jacobian_weight: float = Field(0.1, ge=0, description="|F_direct + dE/dR|^2 / forces_rms^2")
+    jacobian_warmup_steps: int = Field(0, ge=0)
+    kl_beta: float = Field(1e-4, ge=0, description="weight of the latent KL (nats per atom)")
+    kl_warmup_steps: int = Field(500, ge=0)
+    balancing: Literal["fixed", "uncertainty", "gradnorm"] = "fixed"
+    gradnorm_alpha: float = Field(1.5, ge=0)
+    gradnorm_lr: float = Field(0.01, gt=0, description="learning rate of the GradNorm weights")
+    pcgrad: bool = Field(False, description="project conflicting task gradients (shared part)")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_are_valid(cls, weights: dict[str, float]) -> dict[str, float]:
+        for task, weight in weights.items():
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"the weight of '{task}' must be a finite number >= 0")
+        if not any(weight > 0 for weight in weights.values()):
+            raise ValueError("at least one task needs a positive weight")
+        return weights
+
+    def tasks(self) -> list[str]:
+        """The supervised tasks: those with a positive weight, in a stable order."""
+        return [task for task, weight in self.weights.items() if weight > 0]
+
+
+# The model the training defaults build, under whatever a `model:` section sets: small
+# enough to train in minutes on a laptop CPU (ModelConfig's own defaults are larger).
+TRAINING_MODEL_DEFAULTS = {"features": 32, "layers": 3, "head_hidden": 32}
+
+
+class TrainConfig(_Section):
+    """Everything a training run needs."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(**TRAINING_MODEL_DEFAULTS))
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    run_dir: str = "runs/ethanol"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _training_model_defaults(cls, values: Any) -> Any:
+        model = values.get("model") if isinstance(values, dict) else None
+        if isinstance(model, dict):
+            values = {**values, "model": {**TRAINING_MODEL_DEFAULTS, **model}}
+        return values
+
+    def to_yaml(self) -> str:
+        """The resolved configuration as YAML (every default written out)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def config_from_dict(values: dict | None, overrides: list[str] | None = None,
+                     source: str | None = None) -> TrainConfig:
+    """A validated TrainConfig from a plain dict plus ``key.path=value`` overrides.
+
+    Overrides apply to the resolved configuration, so ``loss.weights.dipole=0.5``
+    adds a task to the default weights instead of replacing them.
+    """
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise ConfigError(_where(source) + "the configuration must be a mapping of sections")
+    config = _validate(values, _where(source))
+    if overrides:
+        resolved = config.model_dump(mode="json")
+        for override in overrides:
+            apply_override(resolved, override)
+        config = _validate(resolved, "--set ")
+    return config
+
+
+def _validate(values: dict, where: str) -> TrainConfig:
+    try:
+        return TrainConfig(**values)
+    except ValidationError as error:
+        raise ConfigError(where + _first_problem(error)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read ``path`` (YAML; None: all defaults) and apply ``--set key.path=value`` overrides.
+
+    Raises ConfigError with a one-line message naming the file and key.
+    """
+    values: Any = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such configuration file")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            line = f"line {mark.line + 1}: " if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ConfigError(f"{path}: {line}not valid YAML ({problem})") from None
+    return config_from_dict(values, overrides, source=str(path) if path is not None else None)
+
+
+def apply_override(values: dict, override: str) -> None:
+    """Set ``values[a][b][c] = yaml(v)`` for the override ``"a.b.c=v"`` (in place).
+
+    >>> values = {"training": {"lr": 0.1}}
+    >>> apply_override(values, "training.lr=1.0e-3"); values
+    {'training': {'lr': 0.001}}
+    """
+    key_path, sep, text = override.partition("=")
+    key_path = key_path.strip()
+    if not sep or not key_path:
+        raise ConfigError(f"--set: expected key.path=value, got '{override}'")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {key_path}: cannot parse the value '{text}'") from None
+    keys = key_path.split(".")
+    node = values
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key_path}: '{'.'.join(keys[:depth + 1])}' "
+                              f"is a value, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _first_problem(error: ValidationError) -> str:
+    """'training.lr: Input should be a valid number' for the first error pydantic found."""
+    problem = error.errors()[0]
+    location = ".".join(str(part) for part in problem["loc"])
+    if problem["type"] == "extra_forbidden":
+        message = "unknown key"
+    else:
+        message = problem["msg"].removeprefix("Value error, ")
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{location}: {message}{suffix}" if location else f"{message}{suffix}"
+
+
+def _where(source: str | None) -> str:
+    return f"{source}: " if source else ""

@@ -1,0 +1,46 @@
+"""An exponential moving average of the model's weights, used for validation and the saved model.
+
+    ema = ExponentialMovingAverage(model, decay=0.99)
+    ...  optimizer.step(); ema.update(model)
+    evaluate(ema.model, ...)
+
+Early in training the effective decay is min(decay, (1 + n) / (10 + n)) after n
+updates, so the average is not dominated by the random initial weights.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class ExponentialMovingAverage:
+    """A frozen copy of ``model`` whose parameters follow the model's with ``decay``."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.updates = 0
+        self.model = copy.deepcopy(model).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        decay = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        for averaged, current in zip(self.model.parameters(), model.parameters()):
+            averaged.lerp_(current.detach(), 1.0 - decay)
+        for averaged, current in zip(self.model.buffers(), model.buffers()):
+            averaged.copy_(current)  # statistics buffers are not averaged
+        self.updates += 1
+
+    def state_dict(self) -> dict:
+        return {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.updates = int(state["updates"])

@@ -1,0 +1,144 @@
+"""The training loop end to end on a tiny model: files, resume, NaN guard, balancing options."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from tridft.errors import TriDFTError
+from tridft.model.model import TriDFTModel
+from tridft.model.persistence import load_model, safe_torch_load
+from tridft.train.ema import ExponentialMovingAverage
+from tridft.train.loop import train
+
+from .tiny import tiny_config, write_ethanol_subset
+
+
+@pytest.fixture(scope="module")
+def data_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "ethanol24.extxyz"
+    return write_ethanol_subset(path, 24, without_polarizability={1, 5, 9, 13, 17, 21})
+
+
+def read_csv(path):
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_run_writes_model_split_stats_and_logs(tmp_path, data_path):
+    config = tiny_config(tmp_path / "run", data_path,
+                         loss={"balancing": "uncertainty", "pcgrad": True})
+    result = train(config, progress=False)
+
+    assert result.steps == 6 and result.stopped_because == "max_steps"
+    assert result.best_model_path == tmp_path / "run" / "model.pt"
+    model = load_model(result.best_model_path)
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert len(split["validation"]) == 4 and len(split["train"]) == 20
+    assert model.metadata["split"]["train"] == split["train"]
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert model.metadata["stats"] == stats
+    assert stats["n_structures"] == 20  # statistics of the training split only
+    assert model.metadata["units"]["polarizability"] == "Angstrom^3"
+    assert model.metadata["training"]["stopped_because"] == "max_steps"
+    assert set(result.metrics) >= {"energy_mae", "forces_mae", "polarizability_mae",
+                                   "jacobian_consistency_mae"}
+    assert (tmp_path / "run" / "config.yaml").is_file()
+
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    assert [int(row["step"]) for row in rows] == [1, 2, 3, 4, 5, 6]
+    for column in ("lr", "loss_energy", "loss_forces", "loss_polarizability", "reg_jacobian",
+                   "reg_kl", "weight_energy", "weight_polarizability", "grad_norm"):
+        assert all(row[column] != "" for row in rows), column
+    # Cosines are measured every 2 steps (at steps 0, 2, 4), logged with the next row.
+    assert [row["cos_energy|forces"] != "" for row in rows] == [True, False, True, False,
+                                                                  True, False]
+    # Uncertainty weights are learned: they leave their initial value of 1.
+    assert float(rows[-1]["weight_energy"]) != 1.0
+    validations = read_csv(tmp_path / "run" / "validation.csv")
+    assert [int(row["step"]) for row in validations] == [3, 6]
+
+
+def parameters_of(checkpoint_path) -> dict[str, torch.Tensor]:
+    payload = safe_torch_load(checkpoint_path)
+    return {**{f"model.{k}": v for k, v in payload["model"]["state_dict"].items()},
+            **{f"ema.{k}": v for k, v in payload["ema"]["model"].items()},
+            **{f"balancer.{k}": v for k, v in payload["balancer"].items() if torch.is_tensor(v)}}
+
+
+def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, data_path,
+                                                               monkeypatch):
+    # 20 training structures, batch 4: 5 steps per epoch; 8 steps cross an epoch boundary.
+    # GradNorm, EMA, the variational latent, Jacobian and KL terms all carry state.
+    sections = dict(training={"max_steps": 8, "checkpoint_every": 2, "validate_every": 3},
+                    loss={"balancing": "gradnorm"})
+    uninterrupted = train(tiny_config(tmp_path / "whole", data_path, **sections),
+                          progress=False)
+
+    original_update = ExponentialMovingAverage.update
+
+    def crash_in_step_7(self, model):
+        if self.updates == 6:
+            raise KeyboardInterrupt("killed")
+        original_update(self, model)
+
+    interrupted_config = tiny_config(tmp_path / "interrupted", data_path, **sections)
+    monkeypatch.setattr(ExponentialMovingAverage, "update", crash_in_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted_config, progress=False)
+    monkeypatch.setattr(ExponentialMovingAverage, "update", original_update)
+    assert safe_torch_load(tmp_path / "interrupted" / "checkpoint.pt")["progress"]["step"] == 6
+    resumed = train(interrupted_config, resume=True, progress=False)
+
+    assert resumed.steps == uninterrupted.steps == 8
+    expected = parameters_of(tmp_path / "whole" / "checkpoint.pt")
+    actual = parameters_of(tmp_path / "interrupted" / "checkpoint.pt")
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    assert resumed.metrics == uninterrupted.metrics
+    # Every step is logged once, the rows of the crashed session after step 6 are gone.
+    assert [int(r["step"]) for r in read_csv(tmp_path / "interrupted" / "metrics.csv")] \
+        == list(range(1, 9))
+    whole = read_csv(tmp_path / "whole" / "metrics.csv")
+    again = read_csv(tmp_path / "interrupted" / "metrics.csv")
+    assert [r["loss_forces"] for r in whole] == [r["loss_forces"] for r in again]
+
+
+def test_non_finite_loss_stops_with_the_step_and_last_checkpoint(tmp_path, data_path,
+                                                                 monkeypatch):
+    original_forward = TriDFTModel.forward
+    calls = {"training": 0}
+
+    def forward_with_nan_at_step_3(self, batch, forces="direct"):
+        outputs = original_forward(self, batch, forces)
+        if self.training:
+            calls["training"] += 1
+            if calls["training"] == 4:  # the forward pass of step 3 (steps count from 0)
+                outputs["energy"] = outputs["energy"] * float("nan")
+        return outputs
+
+    monkeypatch.setattr(TriDFTModel, "forward", forward_with_nan_at_step_3)
+    with pytest.raises(TriDFTError) as error:
+        train(tiny_config(tmp_path / "run", data_path), progress=False)
+    message = str(error.value)
+    assert message.startswith("step 3: non-finite training loss (loss_energy = nan")
+    assert f"{tmp_path / 'run' / 'checkpoint.pt'} (step 2)" in message
+    assert "\n" not in message
+
+
+def test_time_limit_and_early_stopping_stop_cleanly(tmp_path, data_path):
+    result = train(tiny_config(tmp_path / "timed", data_path,
+                               training={"max_steps": None, "time_limit_minutes": 1e-9}),
+                   progress=False)
+    assert result.stopped_because == "time_limit"  # reached before the first step
+    assert load_model(result.best_model_path) is not None
+    result = train(tiny_config(tmp_path / "patient", data_path,
+                               training={"max_steps": 1000, "validate_every": 1,
+                                         "early_stopping_patience": 1, "lr": 1e-9,
+                                         "warmup_steps": 0}),
+                   progress=False)
+    assert result.stopped_because == "early_stopping" and result.steps < 1000
