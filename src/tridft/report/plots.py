@@ -74,6 +74,7 @@ def parity_plots(pairs: Mapping[str, Comparison], path: str | os.PathLike) -> Pa
         axis.set_xlim(low, high)
         axis.set_ylim(low, high)
         axis.set_aspect("equal")
+        axis.ticklabel_format(useOffset=False)  # an offset label would hide the axis label
         axis.set_xlabel(f"reference {label} ({unit})")
         axis.set_ylabel(f"predicted ({unit})")
         axis.set_title(f"{label}\nMAE {pairs[name].mae():.3g} {unit}", fontsize=10)
