@@ -105,7 +105,7 @@ def plot_speed(results: dict, path: Path) -> None:
         axes[1].plot(atoms, [point["peak_rss_mb"] for point in water], marker="o",
                      label=labels.get(name, name))
     axes[0].set(xscale="log", yscale="log", xlabel="atoms (periodic water)",
-                ylabel="seconds per evaluation", title="inference time (2 threads, CPU)")
+                ylabel="seconds per evaluation", title="inference time (1 thread, CPU)")
     axes[1].set(xscale="log", yscale="log", xlabel="atoms (periodic water)",
                 ylabel="peak resident memory (MB)", title="peak memory of the process")
     for axis in axes:
