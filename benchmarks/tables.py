@@ -1,6 +1,7 @@
 """Markdown tables of the benchmark results, for docs/benchmarks.md.
 
     .venv/bin/python benchmarks/tables.py [--results DIR]   # prints every table
+    .venv/bin/python benchmarks/tables.py --update docs/benchmarks.md
 
 Means and sample standard deviations over seeds ("± 0" is never shown: a value
 without a spread had one seed). Energies in meV, forces in meV/Å,
@@ -101,13 +102,14 @@ def peers_training(results: dict) -> str:
         if "error" in run:
             lines.append([name, "failed: " + " ".join(run["error"])] + ["—"] * 5)
             continue
-        cells = [f"`{name}`", ", ".join(run.get("tasks", [])), str(run.get("epochs", "—"))]
+        cells = [f"`{name}`", ", ".join(run.get("tasks", [])),
+                 f"{run.get('steps', '—')} ({run.get('epochs', '—')})"]
         for metric in ("energy_mae", "forces_mae", "polarizability_mae"):
             cells.append(f"{run[metric] * 1e3:.1f}" if metric in run
                          and TASK_OF[metric] in run.get("tasks", []) else "—")
         cells.append(f"{run.get('train_time_s', 0):.0f}")
         lines.append(cells)
-    return table(["model", "trained on", "epochs", "energy MAE (meV)", "force MAE (meV/Å)",
+    return table(["model", "trained on", "steps (epochs)", "energy MAE (meV)", "force MAE (meV/Å)",
                   "α MAE (10⁻³ Å³)", "train time (s)"], lines)
 
 
@@ -148,10 +150,28 @@ def speed_vs_atoms(results: dict) -> str:
     return table(["atoms"] + [f"`{n}` (s)" for n in names], lines)
 
 
+def update(document: Path, rendered: dict[str, str]) -> None:
+    """Replace the text between ``<!-- table:NAME -->`` and ``<!-- /table:NAME -->``."""
+    text = document.read_text()
+    for name, body in rendered.items():
+        start, end = f"<!-- table:{name} -->", f"<!-- /table:{name} -->"
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+            text = f"{head}{start}\n{body}\n{end}{tail}"
+    temporary = document.with_name(f".{document.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(document)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "results")
+    parser.add_argument("--update", type=Path, default=None,
+                        help="write the tables into this markdown file, between "
+                             "<!-- table:NAME --> and <!-- /table:NAME --> markers")
     args = parser.parse_args(argv)
+    rendered: dict[str, str] = {}
     sections = (("ablations", [("Ablations", ablations)]),
                 ("low_data", [("Learning curve", learning_curve),
                               ("Partial polarizability labels", partial)]),
@@ -168,9 +188,13 @@ def main(argv=None) -> int:
             results["summary"] = summarize(results["runs"])
         state = "complete" if results.get("complete") else "PARTIAL"
         for title, render in tables:
-            print(f"### {title} ({name}.json, {state})\n")
-            print(render(results))
+            body = render(results)
+            rendered[render.__name__] = body
+            print(f"### {title} ({name}.json, {state}; marker table:{render.__name__})\n")
+            print(body)
             print()
+    if args.update is not None:
+        update(args.update, rendered)
     return 0
 
 

@@ -68,22 +68,28 @@ def loss_terms(prediction, structures, weights, tasks, device="cpu"):
 
 def test_metrics(adapter, model, structures, items, tasks, batch_size=50) -> dict:
     errors = {"energy": [], "forces": [], "polarizability": []}
+    signed_energy = []
     model.eval()
     for start in range(0, len(items), batch_size):
         chunk = structures[start:start + batch_size]
         prediction = adapter.predict(model, adapter.collate(items[start:start + batch_size]),
                                      training=False)
         if "energy" in tasks:
-            errors["energy"].append(np.abs(prediction["energy"].detach().numpy()
-                                           - [s.energy for s in chunk]))
+            signed_energy.append(prediction["energy"].detach().numpy() - [s.energy for s in chunk])
+            errors["energy"].append(np.abs(signed_energy[-1]))
             errors["forces"].append(np.abs(prediction["forces"].detach().numpy()
                                            - np.concatenate([s.forces for s in chunk])).ravel())
         if "polarizability" in tasks:
             errors["polarizability"].append(np.abs(
                 prediction["polarizability"].detach().numpy()
                 - np.stack([s.polarizability for s in chunk])).ravel())
-    return {f"{name}_mae": float(np.mean(np.concatenate(values)))
-            for name, values in errors.items() if values}
+    metrics = {f"{name}_mae": float(np.mean(np.concatenate(values)))
+               for name, values in errors.items() if values}
+    if signed_energy:  # a constant offset (eV) and the energy MAE without it
+        signed = np.concatenate(signed_energy)
+        metrics["energy_bias"] = float(np.mean(signed))
+        metrics["energy_mae_without_bias"] = float(np.mean(np.abs(signed - signed.mean())))
+    return metrics
 
 
 def main(argv=None) -> int:
