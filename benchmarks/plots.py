@@ -100,12 +100,17 @@ def plot_speed(results: dict, path: Path) -> None:
         seconds = [point["seconds"] for point in water]
         low = [point["seconds"] - min(point.get("times", [point["seconds"]])) for point in water]
         high = [max(point.get("times", [point["seconds"]])) - point["seconds"] for point in water]
-        axes[0].errorbar(atoms, seconds, yerr=[low, high], marker="o", capsize=3,
-                         label=labels.get(name, name))
+        line = axes[0].errorbar(atoms, seconds, yerr=[low, high], marker="o", capsize=3,
+                                label=f"{labels.get(name, name)}, wall")
+        if all(point.get("cpu_seconds") for point in water):
+            axes[0].plot(atoms, [point["cpu_seconds"] for point in water], linestyle="--",
+                         marker="x", color=line[0].get_color(),
+                         label=f"{labels.get(name, name)}, CPU")
         axes[1].plot(atoms, [point["peak_rss_mb"] for point in water], marker="o",
                      label=labels.get(name, name))
     axes[0].set(xscale="log", yscale="log", xlabel="atoms (periodic water)",
-                ylabel="seconds per evaluation", title="inference time (1 thread, CPU)")
+                ylabel="seconds per evaluation",
+                title="inference time, 1 thread (bars: min-max of repeats)")
     axes[1].set(xscale="log", yscale="log", xlabel="atoms (periodic water)",
                 ylabel="peak resident memory (MB)", title="peak memory of the process")
     for axis in axes:

@@ -120,18 +120,23 @@ def peers_speed(results: dict) -> str:
         water = {point["atoms"]: point for point in speed.get("water", [])}
         box = water.get(1536, {})
         largest = max(water) if water else None
+        ethanol_cpu = ethanol.get("cpu_seconds")
+        box_cpu = box.get("cpu_seconds")
         lines.append([
             f"`{name}`",
             f"{ethanol['structures_per_s']:.0f}" if ethanol else "—",
+            f"{ethanol['structures'] / ethanol_cpu:.0f}" if ethanol_cpu else "—",
             f"{ethanol['atoms_per_s']:.0f}" if ethanol else "—",
             f"{box['seconds']:.2f}" if box else "—",
+            f"{box_cpu:.2f}" if box_cpu else "—",
             f"{box['atoms_per_s']:.0f}" if box else "—",
             f"{box['peak_rss_mb']:.0f}" if box else "—",
             f"{water[largest]['seconds']:.1f} ({largest})" if largest else "—",
             f"{water[largest]['peak_rss_mb']:.0f}" if largest else "—",
             " ".join(speed.get("error", []))])
-    return table(["model", "ethanol structures/s", "ethanol atoms/s", "water 1,536: s",
-                  "water 1,536: atoms/s", "peak MB (1,536)", "largest box: s (atoms)",
+    return table(["model", "ethanol structures/s (wall)", "ethanol structures/CPU-s",
+                  "ethanol atoms/s (wall)", "water 1,536: s (wall)", "water 1,536: CPU s",
+                  "water 1,536: atoms/s (wall)", "peak MB (1,536)", "largest box: s (atoms)",
                   "peak MB (largest)", "error"], lines)
 
 
@@ -145,9 +150,14 @@ def speed_vs_atoms(results: dict) -> str:
         for name in names:
             point = next((p for p in results["speed"][name].get("water", [])
                           if p["atoms"] == size), None)
-            cells.append(f"{point['seconds']:.3f}" if point else "—")
+            if point is None:
+                cells.append("—")
+            elif point.get("cpu_seconds") is not None:
+                cells.append(f"{point['seconds']:.2f} / {point['cpu_seconds']:.2f}")
+            else:
+                cells.append(f"{point['seconds']:.2f}")
         lines.append(cells)
-    return table(["atoms"] + [f"`{n}` (s)" for n in names], lines)
+    return table(["atoms"] + [f"`{n}`: wall / CPU s" for n in names], lines)
 
 
 def update(document: Path, rendered: dict[str, str]) -> None:

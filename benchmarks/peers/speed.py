@@ -6,7 +6,9 @@
 Run with the interpreter of the code's environment (tridft: .venv, peers:
 .venv-peers). What is timed: from ase.Atoms to predictions, the code's own
 neighbour list and batching included (featurize + collate + forward with
-forces). Sizes run in increasing order in one process, and the peak memory
+forces), as wall time and as CPU time of the process (with one torch thread the
+CPU time is the compute, hardly changed by other processes on shared cores,
+while the wall time grows with them). Sizes run in increasing order in one process, and the peak memory
 after each size is the process's maximum resident set so far (ru_maxrss): the
 largest system so far, the Python/torch runtime and the model included; the
 resident set before the first system is reported as the baseline.
@@ -36,15 +38,16 @@ def peak_rss_mb() -> float:
 def time_call(function, min_repeats: int, max_seconds: float, warmup: bool) -> list[float]:
     if warmup:
         function()
-    times = []
+    times, cpu_times = [], []
     started = time.perf_counter()
     while len(times) < min_repeats or time.perf_counter() - started < max_seconds / 3:
-        begin = time.perf_counter()
+        begin, begin_cpu = time.perf_counter(), time.process_time()
         function()
         times.append(time.perf_counter() - begin)
+        cpu_times.append(time.process_time() - begin_cpu)
         if time.perf_counter() - started > max_seconds:
             break
-    return times
+    return times, cpu_times
 
 
 def load(code: str, model_path: str, forces: str, tasks: tuple[str, ...]):
@@ -95,23 +98,24 @@ def main(argv=None) -> int:
         return run
 
     ethanol = [s.atoms for s in read_labelled(args.ethanol)[:args.ethanol_batch]]
-    times = time_call(predict(ethanol), 3, args.max_seconds, warmup=True)
+    times, cpu_times = time_call(predict(ethanol), 3, args.max_seconds, warmup=True)
     seconds = statistics.median(times)
     n_atoms = sum(len(a) for a in ethanol)
     result["ethanol"] = {"structures": len(ethanol), "atoms": n_atoms, "seconds": seconds,
                          "structures_per_s": len(ethanol) / seconds,
                          "atoms_per_s": n_atoms / seconds, "repeats": len(times), "times": times,
+                         "cpu_seconds": statistics.median(cpu_times),
                          "peak_rss_mb": peak_rss_mb()}
     write(result, args.out)
 
     for size in (int(s) for s in args.sizes.split(",")):
         box = water_box(args.water, WATER_REPEATS[size])
-        times = time_call(predict([box]), 1 if size >= 3072 else 3, args.max_seconds,
-                          warmup=size < 3072)
+        times, cpu_times = time_call(predict([box]), 1 if size >= 3072 else 3,
+                                     args.max_seconds, warmup=size < 3072)
         seconds = statistics.median(times)
         result["water"].append({"atoms": len(box), "seconds": seconds,
                                 "atoms_per_s": len(box) / seconds, "repeats": len(times),
-                                "times": times,
+                                "times": times, "cpu_seconds": statistics.median(cpu_times),
                                 "peak_rss_mb": peak_rss_mb()})
         write(result, args.out)  # partial results survive a kill (memory, time)
         print(f"{args.code} water {len(box)} atoms: {seconds:.3f} s, "
