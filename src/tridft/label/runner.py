@@ -324,8 +324,8 @@ def run_dask(jobs: Sequence[Job], settings: LabelSettings, client,
     if len(versions) > 1:
         logger.warning("workers run different PySCF versions: %s", ", ".join(sorted(versions)))
     if max_in_flight is None:
-        threads = sum(client.nthreads().values()) if client.nthreads() else 1
-        max_in_flight = max(1000, 4 * threads)
+        # Workers may still be joining (a batch queue): a generous, fixed floor.
+        max_in_flight = max(1000, 4 * sum(client.nthreads().values()))
     pending = iter(jobs)
     by_future = {}
 
