@@ -11,7 +11,8 @@ What is measured (default ModelConfig(), float32, eval mode), once per ``--threa
    its own: neighbour-list time, collate time, forward time per atom, peak memory.
 
 Every timing is the best and the median of several repeats (the best is the least
-disturbed by other work on the machine; the load average is recorded beside it).
+disturbed by other work on the machine; the load average is recorded beside it), next
+to the median CPU time of the process, which such work disturbs much less.
 
 Usage::
 
@@ -25,6 +26,7 @@ Writes ``docs/results/model_speed.json`` and the results part of ``docs/benchmar
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -88,8 +90,18 @@ def timed(function: Callable[[], object], repeats: int, warmup: int = 1) -> dict
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set so far, MiB (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's peak resident set so far, MiB.
+
+    VmHWM where Linux provides it: ru_maxrss of a freshly started subprocess also counts
+    its parent's resident set at the fork, which would hide the small sizes.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
 def default_model() -> TriDFTModel:
@@ -116,26 +128,33 @@ def count_parameters(model: TriDFTModel) -> dict:
 
 
 def ethanol_benchmark(model: TriDFTModel, n_batches: int, repeats: int) -> dict:
+    """Collate and forward times of batches of 32 ethanol molecules.
+
+    Every batch is timed on its own, ``repeats`` times over ``n_batches`` batches: the best
+    of these many short samples is the one least disturbed by other work on the machine.
+    """
     records = read_structures(bundled_dataset_path())[:n_batches * BATCH_SIZE]
     chunks = [records[k:k + BATCH_SIZE] for k in range(0, len(records), BATCH_SIZE)]
-    collate_time = timed(lambda: [collate(c, model.cutoff, dtype=torch.float32)
-                                  for c in chunks], repeats=max(1, repeats // 2))
+    next_chunk = itertools.cycle(chunks).__next__
+    collate_time = timed(lambda: collate(next_chunk(), model.cutoff, dtype=torch.float32),
+                         repeats=repeats * len(chunks))
     batches = [collate(c, model.cutoff, dtype=torch.float32) for c in chunks]
 
     results = {"batch_size": BATCH_SIZE, "batches": len(batches),
                "atoms_per_structure": records[0].n_atoms,
                "edges_per_batch": int(batches[0].edge_index.shape[1]),
-               "collate_ms_per_batch": 1e3 * collate_time["best_s"] / len(batches),
-               "collate_structures_per_s": len(records) / collate_time["best_s"]}
+               "collate_ms_per_batch": 1e3 * collate_time["best_s"],
+               "collate_structures_per_s": BATCH_SIZE / collate_time["best_s"]}
     for mode in ("direct", "conservative"):
-        per_batch = timed(lambda: [forward(model, batch, mode) for batch in batches],
-                          repeats=repeats)
+        next_batch = itertools.cycle(batches).__next__
+        per_batch = timed(lambda: forward(model, next_batch(), mode),
+                          repeats=repeats * len(batches), warmup=2)
         results[mode] = {
-            "forward_ms_per_batch_best": 1e3 * per_batch["best_s"] / len(batches),
-            "forward_ms_per_batch_median": 1e3 * per_batch["median_s"] / len(batches),
-            "forward_cpu_ms_per_batch": 1e3 * per_batch["cpu_s"] / len(batches),
-            "structures_per_s": len(records) / per_batch["best_s"],
-            "structures_per_cpu_s": len(records) / per_batch["cpu_s"],
+            "forward_ms_per_batch_best": 1e3 * per_batch["best_s"],
+            "forward_ms_per_batch_median": 1e3 * per_batch["median_s"],
+            "forward_cpu_ms_per_batch": 1e3 * per_batch["cpu_s"],
+            "structures_per_s": BATCH_SIZE / per_batch["best_s"],
+            "structures_per_cpu_s": BATCH_SIZE / per_batch["cpu_s"],
         }
     direct, conservative = results["direct"], results["conservative"]
     results["speedup_direct_vs_conservative"] = (conservative["forward_ms_per_batch_best"]
