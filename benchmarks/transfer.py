@@ -28,6 +28,14 @@ early stopping, so every method sees exactly the same n labels. Methods:
                    alone (also with 400 labels: the dipole frames, then base frames,
                    whose dipoles the base model never saw)
 
+and two controls that say what the numbers mean:
+
+    untrained_frozen  the frozen-latent head of (a) on a model with random weights:
+                      what the pre-training of the latent adds
+    rigid_charges     one fixed point charge per atom (ethanol's atoms come in the same
+                      order in every frame; 8 free charges, neutral), fitted to the n
+                      labels by least squares: how far a geometry-only model gets
+
 Metric: MAE over the dipole components on the 100 test structures, e*Angstrom.
 """
 
@@ -59,6 +67,7 @@ from tridft.transfer.targets import Target  # noqa: E402
 N_BASE = 400  # base frames: pool[:N_BASE]; the rest of the pool are the dipole frames
 DIPOLE = Target("dipole", "dipole")
 VARIANTS = ("frozen", "finetuned", "scratch")
+CONTROLS = ("untrained_frozen", "rigid_charges")
 
 SETTINGS = {
     "label_counts": [10, 25, 50, 100, 200],
@@ -75,8 +84,10 @@ SETTINGS = {
     # steps at a similar wall time (with 600 it was still improving at 200 labels).
     "finetune": {"lr": 3e-3, "batch_size": 16, "validation_fraction": 0.2,
                  "pretrained_lr_factor": 0.1,
-                 "steps": {"frozen": 3000, "finetuned": 600, "scratch": 600},
-                 "patience": {"frozen": 30, "finetuned": 15, "scratch": 15}},
+                 "steps": {"frozen": 3000, "finetuned": 600, "scratch": 600,
+                           "untrained_frozen": 3000},
+                 "patience": {"frozen": 30, "finetuned": 15, "scratch": 15,
+                              "untrained_frozen": 30}},
 }
 QUICK_SETTINGS = {
     "label_counts": [6, 10],
@@ -84,8 +95,9 @@ QUICK_SETTINGS = {
     "base": common.merge(common.QUICK_SETTINGS, {"training": {"seed": 0}}),
     "finetune": {"lr": 3e-3, "batch_size": 4, "validation_fraction": 0.2,
                  "pretrained_lr_factor": 0.1,
-                 "steps": {"frozen": 10, "finetuned": 6, "scratch": 6},
-                 "patience": {"frozen": 15, "finetuned": 15, "scratch": 15}},
+                 "steps": {"frozen": 10, "finetuned": 6, "scratch": 6, "untrained_frozen": 10},
+                 "patience": {"frozen": 15, "finetuned": 15, "scratch": 15,
+                              "untrained_frozen": 15}},
 }
 QUICK_BASE = 8  # --quick: pool[:8] base frames, pool[8:24] dipole frames
 
@@ -135,12 +147,15 @@ def main(argv=None) -> int:
     test_set = GraphDataset(data.test, load_model(base_path).cutoff)
 
     grid = [{"variant": variant, "n_train": n, "seed": seed}
-            for seed in range(seeds) for n in settings["label_counts"] for variant in VARIANTS]
+            for seed in range(seeds) for n in settings["label_counts"]
+            for variant in VARIANTS + CONTROLS]
     grid += [{"variant": "scratch", "n_train": n, "seed": seed}
              for seed in range(seeds) for n in settings["scratch_extra_label_counts"]]
 
     def run_one(point: dict, workdir: Path) -> dict:
         labels = label_set(dipole_frames, base_frames, point["n_train"], point["seed"])
+        if point["variant"] == "rigid_charges":
+            return rigid_charges(labels, data.test)
         return fit_dipoles(point["variant"], labels, base_path, test_set,
                            settings["finetune"], point["seed"])
 
@@ -224,9 +239,9 @@ def fit_dipoles(variant: str, labels: list[Record], base_path: Path, test_set: G
     """Train one dipole model; its test and validation errors and time."""
     torch.manual_seed(seed)  # the new head's (and the scratch model's) initial weights
     base = load_model(base_path)
-    if variant == "scratch":
+    if variant in ("scratch", "untrained_frozen"):
         model = build_model(base.config, GraphDataset(labels, base.cutoff).stats())
-        freeze, lr_factor = "none", 1.0
+        freeze, lr_factor = ("none", 1.0) if variant == "scratch" else ("latent", 1.0)
     else:
         model = base
         freeze = "latent" if variant == "frozen" else "none"
@@ -249,6 +264,31 @@ def fit_dipoles(variant: str, labels: list[Record], base_path: Path, test_set: G
             "best_step": result.best_step, "time_s": elapsed}
 
 
+def rigid_charges(labels: list[Record], test: list[Record]) -> dict:
+    """Fixed charges per atom index, mu = sum_i q_i (r_i - centroid) with sum_i q_i = 0,
+    fitted to the labels by least squares; test errors as for the models."""
+    reference = labels[0].numbers
+    if any(len(r.numbers) != len(reference) or np.any(r.numbers != reference)
+           for r in labels + test):
+        raise ValueError("rigid charges need the same atoms in the same order everywhere")
+
+    def design(records: list[Record]) -> np.ndarray:
+        """(3 S, n - 1): the last charge is minus the sum of the others (neutrality)."""
+        rows = []
+        for record in records:
+            centred = record.positions - record.positions.mean(axis=0)  # (n, 3) Angstrom
+            rows.append((centred[:-1] - centred[-1]).T)
+        return np.concatenate(rows)
+
+    started = time.perf_counter()
+    charges, *_ = np.linalg.lstsq(design(labels), np.concatenate([r.dipole for r in labels]),
+                                  rcond=None)
+    errors = design(test) @ charges - np.concatenate([r.dipole for r in test])
+    return {"dipole_mae": float(np.abs(errors).mean()),
+            "dipole_rmse": float(np.sqrt(np.mean(errors**2))),
+            "time_s": time.perf_counter() - started}
+
+
 def constant_predictor_mae(dipole_frames: list[Record], test: list[Record]) -> float:
     """Test MAE of always predicting the mean dipole of the dipole frames (a floor to beat)."""
     mean = np.mean([r.dipole for r in dipole_frames], axis=0)
@@ -265,7 +305,7 @@ def summarize(runs: list[dict]) -> list[dict]:
         groups.setdefault((run["variant"], run["n_train"]), []).append(run)
     summary = []
     for (variant, n), members in sorted(groups.items(), key=lambda item: (
-            VARIANTS.index(item[0][0]), item[0][1])):
+            (VARIANTS + CONTROLS).index(item[0][0]), item[0][1])):
         row = {"variant": variant, "n_train": n, "n_seeds": len(members)}
         for metric in SUMMARY_METRICS:
             values = np.array([m[metric] for m in members if metric in m], dtype=float)
@@ -309,11 +349,11 @@ def markdown_table(summary: list[dict], reference: float) -> str:
     """Test MAE (mean +- std over seeds, e*Angstrom) per label count and method."""
     counts = sorted({row["n_train"] for row in summary})
     cell = {(row["variant"], row["n_train"]): row for row in summary}
-    lines = ["| labels | " + " | ".join(VARIANTS) + " |",
-             "|---:|" + "---:|" * len(VARIANTS)]
+    columns = VARIANTS + CONTROLS
+    lines = ["| labels | " + " | ".join(columns) + " |", "|---:|" + "---:|" * len(columns)]
     for n in counts:
         values = []
-        for variant in VARIANTS:
+        for variant in columns:
             row = cell.get((variant, n))
             values.append("-" if row is None else
                           f"{row['dipole_mae_mean']:.4f} ± {row['dipole_mae_std']:.4f}")
@@ -332,13 +372,15 @@ def plot(summary: list[dict], reference: float, path: Path) -> None:
     FigureCanvasAgg(figure)
     axes = figure.subplots()
     labels = {"frozen": "(a) head on frozen latent", "finetuned": "(b) fine-tuned, unfrozen",
-              "scratch": "(c) from scratch"}
-    for variant in VARIANTS:
+              "scratch": "(c) from scratch", "untrained_frozen": "head on untrained latent",
+              "rigid_charges": "rigid point charges"}
+    for variant in VARIANTS + CONTROLS:
         rows = [row for row in summary if row["variant"] == variant]
         if not rows:
             continue
         n = [row["n_train"] for row in rows]
-        axes.plot(n, [row["dipole_mae_mean"] for row in rows], "o-", label=labels[variant])
+        style = "o-" if variant in VARIANTS else "s:"
+        axes.plot(n, [row["dipole_mae_mean"] for row in rows], style, label=labels[variant])
         axes.fill_between(n, [row["dipole_mae_min"] for row in rows],
                           [row["dipole_mae_max"] for row in rows], alpha=0.2)
     if math.isfinite(reference):
