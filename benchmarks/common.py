@@ -344,7 +344,8 @@ def run_grid(results: ResultsFile, grid: Sequence[dict],
             metrics = run_one(point, workdir)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        results.add({**point, **metrics})
+        # Others may change the source while a grid runs: each run names the code it used.
+        results.add({**point, **metrics, "source_sha256": _code_state()["source_sha256"]})
         logger.info("[%d/%d] %s: %s (%.0f s)", index + 1, len(grid), point, _short(metrics),
                     time.perf_counter() - started)
     results.finish()
