@@ -144,7 +144,7 @@ def peers_speed(results: dict) -> str:
             f"{box['peak_rss_mb']:.0f}" if box else "—",
             f"{water[largest]['seconds']:.1f} ({largest})" if largest else "—",
             f"{water[largest]['peak_rss_mb']:.0f}" if largest else "—",
-            " ".join(speed.get("error", []))])
+            " ".join(speed.get("error", []) + ([speed["note"]] if "note" in speed else []))])
     header = ["model", "ethanol structures/s (wall)", "ethanol structures/CPU-s",
               "ethanol atoms/s (wall)", "water 1,536: s (wall)", "water 1,536: CPU s",
               "water 1,536: atoms/s (wall)", "peak MB (1,536)", "largest box: s (atoms)",

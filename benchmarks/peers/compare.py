@@ -56,6 +56,8 @@ SPEED_MODELS = ["tridft", "tridft_conservative", "schnetpack_painn", "mace"]
 # MACE (max_ell 3, correlation 3) needed 4.4 GB at 3,072 atoms and ~70 s per call on
 # one thread; 12,288 atoms would need ~17 GB of the machine's 24 GB shared with others.
 MAX_SIZES = {"mace": "192,768,1536,3072,6144"}
+SIZE_NOTES = {"mace": "measured up to 6,144 atoms: 12,288 would need ~17 GB "
+                      "(4.4 GB at 3,072) of a 24 GB machine shared with other work"}
 
 
 def train_tridft(data: common.Benchmark, budget_s: float, workdir: Path, quick: bool) -> dict:
@@ -103,6 +105,8 @@ def measure_speed(name: str, model_path: str, data_path: Path, workdir: Path, qu
         command += ["--tasks", tasks]
     completed = subprocess.run(command, capture_output=True, text=True)
     result = json.loads(out.read_text()) if out.is_file() else {}
+    if name in SIZE_NOTES and not quick:
+        result["note"] = SIZE_NOTES[name]
     if completed.returncode != 0:
         errors = [line for line in completed.stderr.splitlines() if "Error" in line]
         result["error"] = [f"exit status {completed.returncode}"] + errors[-1:]
