@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -57,6 +58,7 @@ def plot_low_data(results: dict, path: Path) -> None:
     for axis, (metric, label, factor) in zip(axes[:3], TASK_METRICS):
         errorbar(axis, curve, "n_train", metric, factor, label="multi-task (full model)")
         axis.set(xscale="log", yscale="log", xlabel="training structures", ylabel=label)
+        plain_ticks(axis, sorted({row["n_train"] for row in curve}))
         axis.grid(True, which="both", alpha=0.3)
     axes[0].set_title("learning curves (ethanol, fixed test set of 100)")
     partial = rows(results, variant="partial_polarizability")
@@ -68,6 +70,8 @@ def plot_low_data(results: dict, path: Path) -> None:
         errorbar(axes[3], points, "labels", "polarizability_mae", 1e3, label=label)
     axes[3].set(xscale="log", yscale="log", xlabel="structures with a polarizability label",
                 ylabel="polarizability MAE (10⁻³ Å³)", title="partial polarizability labels")
+    plain_ticks(axes[3], sorted({max(1, round(row["polarizability_fraction"] * n_pool))
+                                 for row in partial}))
     axes[3].grid(True, which="both", alpha=0.3)
     axes[3].legend(fontsize=8)
     save(figure, path)
@@ -117,6 +121,13 @@ def plot_speed(results: dict, path: Path) -> None:
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
     save(figure, path)
+
+
+def plain_ticks(axis, values: list) -> None:
+    """Ticks at the grid's own values, written as plain numbers (log axes crowd otherwise)."""
+    axis.set_xticks(values)
+    axis.set_xticklabels([str(v) for v in values])
+    axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
 def save(figure, path: Path) -> None:
