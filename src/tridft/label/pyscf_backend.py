@@ -168,9 +168,12 @@ def check_structure(numbers: Sequence[int], charge: int, multiplicity: int,
     n_electrons = int(np.sum(numbers)) - int(charge)
     if n_electrons <= 0:
         raise InputError(f"{n_electrons} electrons (charge {charge})")
+    if multiplicity < 1:
+        raise InputError(f"multiplicity must be at least 1, got {multiplicity}")
     unpaired = multiplicity - 1
     if unpaired > n_electrons or (n_electrons - unpaired) % 2:
-        hint = (" (an odd electron count needs --multiplicity 2, or a charge)"
+        hint = (" (an odd electron count needs multiplicity 2: --multiplicity 2 or a "
+                "'multiplicity' info key; or a charge)"
                 if multiplicity == 1 else "")
         raise InputError(f"{n_electrons} electrons cannot have multiplicity "
                          f"{multiplicity}{hint}")
