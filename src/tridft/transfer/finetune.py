@@ -35,8 +35,8 @@ from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from torch import nn
 from tqdm.auto import tqdm
 
 from tridft.data.batch import Batch
