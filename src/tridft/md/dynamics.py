@@ -80,13 +80,16 @@ class MDSummary:
     frames_written: int
     wall_s: float
     steps_per_s: float
+    cpu_s: float  # CPU time of this process (all its threads): the speed on an idle machine
     mean_temperature_K: float
     drift_ev_per_atom_per_ps: float  # slope of a linear fit of the total energy vs time
     ensemble: str = "nve"
 
     def lines(self) -> list[str]:
         note = "" if self.ensemble == "nve" else " (thermostatted: not a conservation test)"
-        return [f"steps: {self.steps} ({self.steps_per_s:.1f} steps/s, {self.wall_s:.1f} s)",
+        per_cpu_s = self.steps / self.cpu_s if self.cpu_s > 0 else math.inf
+        return [f"steps: {self.steps} ({self.steps_per_s:.1f} steps/s, {self.wall_s:.1f} s; "
+                f"{per_cpu_s:.1f} steps per CPU second)",
                 f"frames written: {self.frames_written}",
                 f"mean temperature: {self.mean_temperature_K:.1f} K",
                 f"total-energy drift: {self.drift_ev_per_atom_per_ps:+.3e} eV/atom/ps{note}"]
@@ -179,17 +182,18 @@ def run_md(atoms: ase.Atoms, settings: MDSettings, trajectory: str | os.PathLike
                 bar.update(1)
 
         integrator.attach(observe, interval=1)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         try:
             integrator.run(settings.steps)
         finally:
             if bar is not None:
                 bar.close()
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         frames = writer.frames_written
 
     return MDSummary(steps=settings.steps, frames_written=frames, wall_s=wall,
                      steps_per_s=settings.steps / wall if wall > 0 else math.inf,
+                     cpu_s=cpu,
                      mean_temperature_K=float(np.mean(temperatures)),
                      drift_ev_per_atom_per_ps=energy_drift(np.array(times), np.array(totals),
                                                            len(atoms)),

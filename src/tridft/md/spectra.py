@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 WINDOWS = ("hann", "blackman", "gaussian", "none")
 ANISOTROPIC_WEIGHT = 7.0 / 45.0  # of the gamma^2 spectrum in the natural-light total
+NORMALISE_ABOVE_CM1 = 100.0  # plots are scaled to their largest value above this
 
 
 @dataclass
@@ -258,7 +259,11 @@ def write_csv(spectra: Spectra, path: str | os.PathLike, max_cm1: float | None =
 
 def plot_spectra(spectra: Spectra, path: str | os.PathLike, max_cm1: float = 4000.0,
                  peaks: list[float] | None = None, title: str = "") -> None:
-    """A PNG: Raman (total, isotropic, anisotropic; normalised) above IR when present."""
+    """A PNG: Raman (total, isotropic, anisotropic) above IR when present.
+
+    Each panel is scaled to its largest value above 100 cm^-1 (the rotational wing
+    below is clipped).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -266,11 +271,14 @@ def plot_spectra(spectra: Spectra, path: str | os.PathLike, max_cm1: float = 400
 
     keep = spectra.frequency_cm1 <= max_cm1
     nu = spectra.frequency_cm1[keep]
+    # Normalise to the vibrational region: below ~100 cm^-1 the rotational (Rayleigh)
+    # wing of a tumbling molecule would dwarf every vibrational line.
+    vibrational = nu >= NORMALISE_ABOVE_CM1
     panels = 2 if spectra.ir is not None else 1
     figure, axes = plt.subplots(panels, 1, figsize=(8, 3.2 * panels), sharex=True,
                                 squeeze=False)
     raman = axes[0, 0]
-    scale = _positive_max(spectra.raman_total[keep])
+    scale = _positive_max(spectra.raman_total[keep][vibrational])
     raman.plot(nu, spectra.raman_total[keep] / scale, color="black", lw=1.2,
                label="total (iso + 7/45 aniso)")
     raman.plot(nu, spectra.raman_iso[keep] / scale, color="tab:blue", lw=0.8, label="isotropic")
@@ -281,11 +289,14 @@ def plot_spectra(spectra: Spectra, path: str | os.PathLike, max_cm1: float = 400
     correction = (f"quantum-corrected at {spectra.temperature_K:.0f} K"
                   if spectra.temperature_K else "classical")
     raman.set_ylabel(f"Raman intensity\n(normalised, {correction})")
+    raman.set_ylim(-0.05, 1.1)
     raman.legend(frameon=False, fontsize=8)
     raman.set_title(title or f"resolution ~{spectra.resolution_cm1:.0f} cm$^{{-1}}$")
     if spectra.ir is not None:
         ir = axes[1, 0]
-        ir.plot(nu, spectra.ir[keep] / _positive_max(spectra.ir[keep]), color="tab:red", lw=1.0)
+        ir.plot(nu, spectra.ir[keep] / _positive_max(spectra.ir[keep][vibrational]),
+                color="tab:red", lw=1.0)
+        ir.set_ylim(-0.05, 1.1)
         ir.set_ylabel("IR absorption\n(normalised)")
     axes[-1, 0].set_xlabel("wavenumber (cm$^{-1}$)")
     axes[-1, 0].set_xlim(0, max_cm1)
