@@ -97,13 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=4000,
                         help="NVE steps per force mode (default: 4000 = 2 ps)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--quick", action="store_true",
+                        help="100 NVE steps per force mode (a smoke test)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.steps = 100
 
     torch.set_num_threads(1)
     model = load_model(args.model)
     reference = json.loads(REFERENCE.read_text())
     started = time.perf_counter()
-    results = {"model": str(args.model), "threads": 1,
+    results = {"model": str(args.model), "threads": 1, "quick": args.quick,
                "harmonic": harmonic_comparison(model, reference)}
     with tempfile.TemporaryDirectory() as workdir:
         results["nve"] = [nve_run(model, reference, forces, args.steps, Path(workdir))

@@ -77,3 +77,22 @@ def test_rigid_motions_cost_nothing_in_the_model_hessian():
     hessian = model_hessian(perturbed_model(seed=2), ethanol_atoms())
     per_axis = hessian.reshape(27, 9, 3).sum(axis=1)
     np.testing.assert_allclose(per_axis, 0.0, atol=1e-9 * np.abs(hessian).max())
+
+
+def test_the_md_benchmark_quick_mode_runs(tmp_path):
+    """benchmarks/md_ethanol.py --quick on a small model: every documented number is there."""
+    import importlib.util
+
+    from tridft.model.persistence import save_model
+
+    script = Path(__file__).parents[2] / "benchmarks" / "md_ethanol.py"
+    spec = importlib.util.spec_from_file_location("md_ethanol", script)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    save_model(perturbed_model(seed=2), tmp_path / "model.pt")
+    out = tmp_path / "md.json"
+    assert benchmark.main([str(tmp_path / "model.pt"), "--quick", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert len(results["harmonic"]["model_cm1"]) == 21
+    assert [run["forces"] for run in results["nve"]] == ["direct", "conservative"]
+    assert all(run["steps"] == 100 and run["steps_per_s"] > 0 for run in results["nve"])
