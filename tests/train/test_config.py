@@ -35,8 +35,8 @@ def test_overrides_parse_values_as_yaml_and_extend_defaults():
                               ["training.lr=1.0e-3", "loss.weights.dipole=0.5",
                                "training.time_limit_minutes=null", "loss.pcgrad=true"])
     assert config.training.lr == 1e-3
-    assert config.loss.weights == {"energy": 1.0, "forces": 1.0, "polarizability": 1.0,
-                                   "dipole": 0.5}
+    assert config.loss.weights == {**TrainConfig().loss.weights, "dipole": 0.5}
+    assert set(config.loss.weights) == {"energy", "forces", "polarizability", "dipole"}
     assert config.loss.pcgrad is True
     with pytest.raises(ConfigError, match=r"^--set training\.lrr: unknown key$"):
         config_from_dict({}, ["training.lrr=1"])

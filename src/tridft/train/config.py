@@ -72,7 +72,7 @@ class TrainingConfig(_Section):
     max_steps: int | None = Field(3000, gt=0)
     time_limit_minutes: float | None = Field(None, gt=0,
                                              description="stop cleanly after this wall time")
-    lr: float = Field(2e-3, gt=0, description="peak learning rate (AdamW)")
+    lr: float = Field(5e-3, gt=0, description="peak learning rate (AdamW)")
     weight_decay: float = Field(0.0, ge=0)
     scheduler: Literal["cosine", "plateau", "none"] = "cosine"
     warmup_steps: int = Field(50, ge=0, description="linear learning-rate warm-up")
@@ -84,10 +84,10 @@ class TrainingConfig(_Section):
     ema_decay: float = Field(0.99, ge=0, lt=1, description="0 switches EMA off")
     early_stopping_patience: int | None = Field(None, ge=1,
                                                 description="validations without improvement")
-    validate_every: int = Field(200, gt=0, description="steps")
-    checkpoint_every: int = Field(200, gt=0, description="steps")
+    validate_every: int = Field(250, gt=0, description="steps")
+    checkpoint_every: int = Field(250, gt=0, description="steps")
     log_every: int = Field(20, gt=0, description="steps")
-    gradient_cosine_every: int | None = Field(200, gt=0,
+    gradient_cosine_every: int | None = Field(250, gt=0,
                                               description="steps; null: never")
     seed: int = 0
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
@@ -108,9 +108,9 @@ class LossConfig(_Section):
     kind: Literal["mse", "huber"] = "mse"
     huber_delta: float = Field(1.0, gt=0, description="in units of the task's scale")
     weights: dict[str, float] = Field(
-        default_factory=lambda: {"energy": 1.0, "forces": 1.0, "polarizability": 1.0},
+        default_factory=lambda: {"energy": 1.0, "forces": 10.0, "polarizability": 1.0},
         description="task (head name) -> weight; tasks not listed are not trained")
-    jacobian_weight: float = Field(0.1, ge=0, description="|F_direct + dE/dR|^2 / forces_rms^2")
+    jacobian_weight: float = Field(2.0, ge=0, description="|F_direct + dE/dR|^2 / forces_rms^2")
     jacobian_warmup_steps: int = Field(0, ge=0)
     kl_beta: float = Field(1e-4, ge=0, description="weight of the latent KL (nats per atom)")
     kl_warmup_steps: int = Field(500, ge=0)
@@ -134,27 +134,14 @@ class LossConfig(_Section):
         return [task for task, weight in self.weights.items() if weight > 0]
 
 
-# The model the training defaults build, under whatever a `model:` section sets: small
-# enough to train in minutes on a laptop CPU (ModelConfig's own defaults are larger).
-TRAINING_MODEL_DEFAULTS = {"features": 32, "layers": 3, "head_hidden": 32}
-
-
 class TrainConfig(_Section):
     """Everything a training run needs."""
 
     data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=lambda: ModelConfig(**TRAINING_MODEL_DEFAULTS))
+    model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     run_dir: str = "runs/ethanol"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _training_model_defaults(cls, values: Any) -> Any:
-        model = values.get("model") if isinstance(values, dict) else None
-        if isinstance(model, dict):
-            values = {**values, "model": {**TRAINING_MODEL_DEFAULTS, **model}}
-        return values
 
     def to_yaml(self) -> str:
         """The resolved configuration as YAML (every default written out)."""

