@@ -125,8 +125,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool,
     tasks = _check_tasks(config, model, data)
     context.broadcast_parameters(model)
     objective = build_objective(config.loss, data.stats, training.force_source,
-                                extra_scales=_extra_scales(tasks, data.train.records))
-    objective.count_average = context.average
+                                extra_scales=_extra_scales(tasks, data.train.records),
+                                count_average=context.average)  # shared loss denominators
     force_mode = "both" if objective.needs_conservative_forces else "direct"
     balancer = build_balancer(config.loss, tasks, model, average=context.average,
                               seed=training.seed).to(device)

@@ -219,11 +219,13 @@ TASK_SCALES = {
 
 
 def build_objective(loss_config, stats, force_source: str = "direct",
-                    extra_scales: dict[str, float] | None = None) -> Objective:
+                    extra_scales: dict[str, float] | None = None,
+                    count_average: Callable[[torch.Tensor], torch.Tensor] | None = None
+                    ) -> Objective:
     """The Objective of a LossConfig, with the scales of DatasetStats ``stats``.
 
     ``extra_scales`` gives the scale of tasks that DatasetStats does not know
-    (labels of extra heads); missing ones are 1.
+    (labels of extra heads); missing ones are 1. ``count_average``: see Objective.
     """
     extra_scales = extra_scales or {}
     tasks = []
@@ -239,4 +241,4 @@ def build_objective(loss_config, stats, force_source: str = "direct",
                      scale=float(stats.forces_rms)),
         KLTerm(loss_config.kl_beta, loss_config.kl_warmup_steps),
     ]
-    return Objective(tasks, regularizers)
+    return Objective(tasks, regularizers, count_average)
