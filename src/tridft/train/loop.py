@@ -105,7 +105,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool,
     training = config.training
     run_dir = Path(config.run_dir)
     checkpoint_path = run_dir / ckpt.CHECKPOINT_NAME
-    resume = _check_run_dir(run_dir, checkpoint_path, resume, context)
+    resume = _should_resume(run_dir, checkpoint_path, resume)
     if training.num_threads:
         torch.set_num_threads(training.num_threads)
     torch.manual_seed(training.seed)  # the model's initial weights
@@ -115,6 +115,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool,
 
     # ---- data: read, split, statistics of the training split -----------------------------
     data = load_data(config, run_dir, resume)
+    if not resume:
+        _clear_run_dir(run_dir, context)
     if context.is_main:
         write_text_atomic(run_dir / "config.yaml", config.to_yaml())
         data.splits.save(run_dir / "split.json")
@@ -377,9 +379,8 @@ def _extra_scales(tasks: list[str], records: list[Record]) -> dict[str, float]:
 # ---- set-up checks -----------------------------------------------------------------------------
 
 
-def _check_run_dir(run_dir: Path, checkpoint_path: Path, resume: bool,
-                   context: distributed.Context) -> bool:
-    """Whether to resume; a fresh run clears the files of an earlier run in run_dir."""
+def _should_resume(run_dir: Path, checkpoint_path: Path, resume: bool) -> bool:
+    """Whether there is a checkpoint to resume from (CheckpointError: no such run)."""
     if resume:
         if checkpoint_path.is_file():
             return True
@@ -389,13 +390,17 @@ def _check_run_dir(run_dir: Path, checkpoint_path: Path, resume: bool,
     elif checkpoint_path.is_file():
         logger.warning("%s holds an earlier run: starting a new one over it "
                        "(resume it with --resume instead)", run_dir)
+    return False
+
+
+def _clear_run_dir(run_dir: Path, context: distributed.Context) -> None:
+    """Create run_dir and remove what an earlier run left there (rank 0), before a fresh run."""
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         for name in (ckpt.CHECKPOINT_NAME, "metrics.csv", "validation.csv",
                      "test_metrics.json", MODEL_NAME):
             (run_dir / name).unlink(missing_ok=True)
     context.barrier()
-    return False
 
 
 def _check_tasks(config: TrainConfig, model, data: RunData) -> list[str]:
