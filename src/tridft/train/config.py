@@ -93,7 +93,10 @@ class TrainingConfig(_Section):
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
     force_source: Literal["direct", "conservative"] = Field(
         "direct", description="which forces the force loss supervises")
-    num_threads: int | None = Field(None, gt=0, description="torch CPU threads; null: default")
+    # One thread by default: on two cores a second thread gains ~20% when the machine is
+    # idle, but makes steps 10-50x slower whenever another process wants a core.
+    num_threads: int | None = Field(1, gt=0, description="torch CPU threads; null: torch's "
+                                                          "default (one per core)")
 
     @model_validator(mode="after")
     def _some_limit(self) -> "TrainingConfig":
