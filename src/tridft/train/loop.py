@@ -196,7 +196,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool,
                 state.best_metrics = {k: float(v) for k, v in metrics.items()}
                 save_best(metrics)
             logger.info("step %d: validation %s", state.step, _short(metrics))
-            bar.set_postfix_str(_short(metrics), refresh=False)
+            bar.set_postfix_str("val " + _short(metrics), refresh=False)
         score = context.broadcast_float(score)  # every process takes the same decisions
         if score < state.best_score:
             state.best_score, state.best_step = score, state.step
@@ -265,8 +265,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool,
                 metrics_log.columns = _metric_columns(tasks, objective, balancer)
             metrics_log.write(row)
             tensorboard.write(row, state.step, prefix="train/")
-            bar.set_description(" ".join(f"{key[5:]} {value:.3g}" for key, value in row.items()
-                                         if key.startswith("loss_")), refresh=False)
+            bar.set_description(_short_losses(row), refresh=False)
             window, cosines = RunningMeans(), {}
         if data.validation and state.step % training.validate_every == 0:
             validate()
@@ -548,6 +547,17 @@ def _short(metrics: dict) -> str:
     if "polarizability_mae" in metrics:
         parts.append(f"a {metrics['polarizability_mae']:.4f} A^3")
     return " ".join(parts)
+
+
+_SHORT_TASK_NAMES = {"energy": "E", "forces": "F", "polarizability": "a"}
+
+
+def _short_losses(row: dict) -> str:
+    """'loss 0.52 (E 0.1 F 0.03 a 0.2)': the total and normalised task losses, for the bar."""
+    tasks = " ".join(f"{_SHORT_TASK_NAMES.get(key[5:], key[5:])} {value:.2g}"
+                     for key, value in row.items()
+                     if key.startswith("loss_") and key != "loss_total")
+    return f"loss {row['loss_total']:.3g} ({tasks})"
 
 
 def _progress_bar(enabled: bool, initial: int, total: int | None):
