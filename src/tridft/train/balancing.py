@@ -29,6 +29,8 @@ gradients, so that every process takes the same decision as one process would.
 
 from __future__ import annotations
 
+import abc
+
 import itertools
 from typing import Callable
 
@@ -106,7 +108,7 @@ def project_conflicting(gradients: list[torch.Tensor],
     return projected
 
 
-class Balancer(nn.Module):
+class Balancer(nn.Module, abc.ABC):
     """Base strategy: turns the losses into gradients (see the module docstring)."""
 
     def __init__(self, tasks: list[str], shared_params: list[nn.Parameter],
@@ -119,13 +121,13 @@ class Balancer(nn.Module):
         self.average = average or _identity
         self.seed = seed
 
+    @abc.abstractmethod
     def weighted(self, task_losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each present task's contribution to the total loss."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def weights(self) -> dict[str, float]:
         """The current weight of every task."""
-        raise NotImplementedError
 
     def update(self, task_losses: dict[str, torch.Tensor]) -> None:
         """Adapt the weights before the backward pass (GradNorm); nothing by default."""
