@@ -30,7 +30,6 @@ gradients, so that every process takes the same decision as one process would.
 from __future__ import annotations
 
 import abc
-
 import itertools
 from typing import Callable
 
