@@ -7,15 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
+from tridft.cli.evaluate import positive_int
 
 
 def register(subparsers) -> None:
@@ -32,7 +24,7 @@ def register(subparsers) -> None:
                              "(H2O, CH3CH2OH, C6H6, ...; also water, ethanol, benzene)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.extxyz",
                         help="where to write the geometries (extxyz)")
-    parser.add_argument("--n", type=_positive_int, default=200, help="number of geometries "
+    parser.add_argument("--n", type=positive_int, default=200, help="number of geometries "
                         "(default: 200)")
     parser.add_argument("--temperature", type=float, default=500.0, metavar="K",
                         help="temperature in Kelvin (default: 500)")
@@ -42,7 +34,7 @@ def register(subparsers) -> None:
     md = parser.add_argument_group("MD sampling with a trained model")
     md.add_argument("--model", metavar="MODEL", help="trained tridft model (model.pt): "
                     "sample by Langevin MD with it instead of random displacements")
-    md.add_argument("--interval", type=_positive_int, default=20, metavar="STEPS",
+    md.add_argument("--interval", type=positive_int, default=20, metavar="STEPS",
                     help="MD steps between snapshots (default: 20)")
     md.add_argument("--timestep", type=float, default=0.5, metavar="FS",
                     help="MD time step in fs (default: 0.5)")
