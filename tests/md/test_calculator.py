@@ -8,6 +8,7 @@ from tridft.data.batch import collate
 from tridft.errors import InputError
 from tridft.md.calculator import TriDFTCalculator, atoms_to_geometry
 from tridft.model.extra_heads import DipoleHead
+from tridft.model.model import build_model
 from tridft.model.persistence import save_model
 from tests.md.helpers import ethanol_atoms, perturbed_model
 from tests.physics.helpers import random_orthogonal, water_box_atoms
@@ -191,3 +192,32 @@ def test_a_dtype_conversion_works_on_a_copy(model):
     atoms.calc = TriDFTCalculator(model)
     assert single == pytest.approx(atoms.get_potential_energy(), rel=1e-5)
     assert atoms.calc.model is model  # no conversion needed: no copy
+
+
+def test_float32_energies_have_finite_differences_equal_to_the_forces():
+    """Realistic totals (-4209 eV for ethanol) must not quantise a float32 model's energy:
+    central differences (h = 1e-3 A) of the calculator's energy equal its -dE/dR."""
+    from tridft.data.stats import DatasetStats
+
+    stats = DatasetStats(reference_energies={1: -13.6, 6: -1029.0, 8: -2040.0},
+                         energy_per_atom_scale=1.2, forces_rms=1.2)
+    torch.manual_seed(0)
+    model = build_model({"features": 16, "layers": 2}, stats).eval()
+    assert next(model.parameters()).dtype == torch.float32
+    atoms = ethanol_atoms()
+    atoms.positions += 7.0  # a molecule away from the origin, as in a box
+    atoms.calc = TriDFTCalculator(model, forces="conservative")
+    assert atoms.get_potential_energy() < -4000
+    forces = atoms.get_forces()
+    assert np.abs(forces).max() > 0.05  # a test with forces to compare
+    h, worst = 1e-3, 0.0
+    for atom in range(len(atoms)):
+        for axis in range(3):
+            energies = []
+            for sign in (1, -1):
+                displaced = atoms.copy()
+                displaced.positions[atom, axis] += sign * h
+                displaced.calc = atoms.calc
+                energies.append(displaced.get_potential_energy())
+            worst = max(worst, abs(-(energies[0] - energies[1]) / (2 * h) - forces[atom, axis]))
+    assert worst < 2e-3

@@ -16,6 +16,10 @@ from tridft.data.neighbors import NeighborList, neighbor_list
 from tridft.data.record import Record
 
 
+# Fields that stay float64 whatever the model's dtype.
+FLOAT64_FIELDS = ("energy",)
+
+
 @dataclass
 class Batch:
     """A flat graph of S structures with N atoms and E edges.
@@ -30,9 +34,13 @@ class Batch:
       edge_index       (2, E)    long    [centers i, neighbours j], flat atom indices
       cell_shifts      (E, 3)    float   integer shifts S: r_ij = r_j - r_i + S @ cell
 
+    Positions are centred per structure (their mean subtracted in float64 before the
+    cast to the model's dtype): every model output is translation invariant, and
+    small coordinates keep float32 positions precise for molecules far from the origin.
+
     Labels (internal units) and their masks; a masked-out entry holds zeros
     that no loss or metric may read.
-      energy               (S,)       float  eV
+      energy               (S,)       float64 eV, always float64 (totals of thousands of eV)
       energy_mask          (S,)       bool
       forces               (N, 3)     float  eV/Angstrom
       forces_mask          (N,)       bool   per atom, True where its structure has forces
@@ -85,7 +93,9 @@ class Batch:
         changes = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, torch.Tensor):
+            if f.name in FLOAT64_FIELDS:
+                changes[f.name] = value.to(device=device)
+            elif isinstance(value, torch.Tensor):
                 changes[f.name] = move(value)
         for name in ("extra", "atom_extra"):
             changes[name] = {key: (move(v), m.to(device=device))
@@ -148,14 +158,16 @@ def collate(records: Sequence[Record], cutoff: float,
 
     return Batch(
         numbers=torch.from_numpy(np.concatenate([r.numbers for r in records]).astype(np.int64)),
-        positions=as_float(np.concatenate([r.positions for r in records])),
+        positions=as_float(np.concatenate([r.positions - r.positions.mean(axis=0)
+                                           for r in records])),
         structure_index=torch.from_numpy(np.repeat(np.arange(len(records)), n_atoms)),
         n_atoms=torch.from_numpy(n_atoms),
         cell=as_float(cells),
         pbc=torch.from_numpy(np.stack([np.asarray(r.pbc, dtype=bool) for r in records])),
         edge_index=torch.from_numpy(edge_index.astype(np.int64)),
         cell_shifts=as_float(cell_shifts),
-        energy=as_float([r.energy if r.energy is not None else 0.0 for r in records]),
+        energy=torch.tensor([r.energy if r.energy is not None else 0.0 for r in records],
+                            dtype=torch.float64),
         energy_mask=torch.tensor(energy_mask),
         forces=as_float(forces),
         forces_mask=torch.from_numpy(forces_mask),

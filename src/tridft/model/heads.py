@@ -64,9 +64,16 @@ class EnergyHead(Head):
     """Total energy (S,) eV: sum over atoms of scale * MLP(z_i) + shift + reference[Z_i].
 
     Size-extensive by construction: a sum of per-atom terms of local environments.
+
+    The learned part (scale * MLP, a few eV at most) is computed in the network's
+    dtype; the references, the shift and the per-structure sum are float64 whatever
+    the network's dtype. A total energy of -4209 eV held in float32 moves in steps
+    of 0.5 meV, which would swamp finite differences, NVE drift and barriers.
     """
 
     kind = "energy"
+    # Buffers kept in float64 when the module is cast (model.to(torch.float32)).
+    FLOAT64_BUFFERS = ("shift", "reference_energies")
 
     def __init__(self, name: str, latent_scalars: int, latent_vectors: int, hidden: int,
                  scale: float = 1.0, shift: float = 0.0,
@@ -75,17 +82,25 @@ class EnergyHead(Head):
                          hidden=hidden)
         self.mlp = mlp(latent_scalars, hidden, 1)
         self.register_buffer("scale", torch.tensor(float(scale)))
-        self.register_buffer("shift", torch.tensor(float(shift)))
-        references = torch.zeros(119) if reference_energies is None \
-            else torch.as_tensor(reference_energies, dtype=torch.get_default_dtype())
+        self.register_buffer("shift", torch.tensor(float(shift), dtype=torch.float64))
+        references = torch.zeros(119, dtype=torch.float64) if reference_energies is None \
+            else torch.as_tensor(reference_energies, dtype=torch.float64)
         self.register_buffer("reference_energies", references)  # (119,) eV per element
 
+    def _apply(self, fn, recurse=True):
+        kept = {name: getattr(self, name) for name in self.FLOAT64_BUFFERS}
+        super()._apply(fn, recurse)
+        for name, value in kept.items():  # follow device moves, never the dtype cast
+            setattr(self, name, value.to(device=getattr(self, name).device))
+        return self
+
     def atomic_energies(self, latent: Latent, batch: Batch) -> torch.Tensor:
-        """(N,) eV per atom; their sum per structure is the energy."""
-        learned = self.mlp(latent.scalars).squeeze(-1) * self.scale + self.shift
-        return learned + self.reference_energies[batch.numbers].to(learned.dtype)
+        """(N,) eV per atom, float64; their sum per structure is the energy."""
+        learned = self.mlp(latent.scalars).squeeze(-1) * self.scale  # (N,) eV, network dtype
+        return learned.to(torch.float64) + self.shift + self.reference_energies[batch.numbers]
 
     def forward(self, latent: Latent, batch: Batch) -> torch.Tensor:
+        """(S,) eV, float64."""
         return scatter_sum(self.atomic_energies(latent, batch), batch.structure_index,
                            batch.n_structures)
 
