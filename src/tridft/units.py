@@ -42,6 +42,13 @@ INVERSE_FS_TO_CM1 = 1e15 / SPEED_OF_LIGHT_CM_PER_S  # 33356.41...
 # SQRT_EV_PER_A2_AMU_TO_CM1 * sqrt(lam)  (sqrt(lam) is an angular frequency; / 2 pi c).
 SQRT_EV_PER_A2_AMU_TO_CM1 = (ELEMENTARY_CHARGE_C / (AMU_KG * 1e-20)) ** 0.5 / (
     2 * 3.141592653589793 * SPEED_OF_LIGHT_CM_PER_S)  # 521.47...
+AVOGADRO_PER_MOL = 6.02214076e23
+COULOMB_CONSTANT_SI = 8.9875517923e9  # 1 / (4 pi eps0), N m^2 / C^2
+# Integrated IR absorption of a mode, A = N_A pi / (3 c^2) / (4 pi eps0) |dmu/dQ|^2,
+# in km/mol for dmu/dQ in e*Angstrom / (Angstrom sqrt(amu)) = e / sqrt(amu).
+IR_INTENSITY_E2_PER_AMU_TO_KM_MOL = (
+    AVOGADRO_PER_MOL * 3.141592653589793 / (3 * (SPEED_OF_LIGHT_CM_PER_S / 100) ** 2)
+    * COULOMB_CONSTANT_SI * ELEMENTARY_CHARGE_C**2 / AMU_KG / 1000)  # 974.88...
 
 ENERGY_TO_INTERNAL = {
     "ev": 1.0,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tridft.errors import InputError
-from tridft.md.spectra import (ANISOTROPIC_WEIGHT, compute_spectra, find_peaks,
+from tridft.md.spectra import (RamanGeometry, compute_spectra, find_peaks,
                                quantum_correction, sampling_interval)
 from tridft.units import BOLTZMANN_EV_PER_K, HBAR_EV_S, INVERSE_FS_TO_CM1, SPEED_OF_LIGHT_CM_PER_S
 
@@ -45,8 +45,8 @@ def test_raman_lines_are_found_within_the_resolution_in_the_right_channel():
     np.testing.assert_allclose(iso_peaks, isotropic, atol=resolution / 2)
     np.testing.assert_allclose(aniso_peaks, anisotropic, atol=resolution / 2)
     np.testing.assert_allclose(total_peaks, sorted(isotropic + anisotropic), atol=resolution / 2)
-    np.testing.assert_allclose(spectra.raman_total,
-                               spectra.raman_iso + ANISOTROPIC_WEIGHT * spectra.raman_aniso)
+    np.testing.assert_allclose(spectra.raman_total,  # the default: linear light, total
+                               spectra.raman_iso + 7 / 45 * spectra.raman_aniso)
 
 
 def test_the_classical_spectrum_integrates_to_the_variance():
@@ -104,3 +104,61 @@ def test_uneven_or_too_short_series_are_errors():
         sampling_interval(np.array([1.0, 1.0]))
     with pytest.raises(InputError, match="too few"):
         compute_spectra(np.zeros((4, 3, 3)), 1.0)
+
+
+def random_rotations(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 3, 3) uniformly distributed rotations (QR of Gaussian matrices, signs fixed)."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, 3, 3)))
+    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    return q * np.sign(np.linalg.det(q))[:, None, None]
+
+
+def orientational_average(alpha: np.ndarray, incident: str, analyser: str) -> float:
+    """Scattered intensity of a randomly oriented tensor, by brute force over orientations.
+
+    Light travels along y (natural light: polarised along z or x, averaged; linear: along
+    z) and is observed along x, at 90 degrees; the analyser passes z ("parallel", out of
+    the scattering plane xy), y ("perpendicular") or both ("total").
+    """
+    rotations = random_rotations(200_000)
+    rotated = rotations @ alpha @ rotations.transpose(0, 2, 1)  # (n, 3, 3)
+    polarisations = {"linear": [2], "natural": [2, 0]}[incident]
+    analysers = {"parallel": [2], "perpendicular": [1], "total": [2, 1]}[analyser]
+    return float(np.mean([np.mean(rotated[:, out, into] ** 2)
+                          for into in polarisations for out in analysers]) * len(analysers))
+
+
+@pytest.mark.parametrize("incident", ["linear", "natural"])
+@pytest.mark.parametrize("analyser", ["parallel", "perpendicular", "total"])
+def test_raman_geometry_factors_equal_the_orientational_average(incident, analyser):
+    rng = np.random.default_rng(1)
+    tensor = rng.normal(size=(3, 3))
+    alpha = tensor + tensor.T + 2 * np.eye(3)
+    a = np.trace(alpha) / 3
+    beta = alpha - a * np.eye(3)
+    gamma2 = 1.5 * np.sum(beta * beta)
+    expected = orientational_average(alpha, incident, analyser)
+    if incident == "natural":  # half the irradiance in each polarisation: Long writes
+        expected *= 2  # (45 a^2 + 13 g^2) / 90; spectra are in arbitrary units anyway
+    predicted = RamanGeometry(incident, analyser).intensity(a**2, gamma2)
+    assert predicted == pytest.approx(expected, rel=1e-2)
+
+
+@pytest.mark.parametrize("incident, ratio", [("linear", 3 / 4), ("natural", 6 / 7)])
+def test_a_purely_anisotropic_line_has_the_depolarisation_ratio_of_its_geometry(incident,
+                                                                                  ratio):
+    alpha = fake_polarizability([], [1456.2])
+    spectra = {analyser: compute_spectra(alpha, DT_FS, temperature_K=None,
+                                         geometry=RamanGeometry(incident, analyser))
+               for analyser in ("parallel", "perpendicular")}
+    peak = int(np.argmax(spectra["parallel"].raman_total))
+    assert spectra["perpendicular"].raman_total[peak] / spectra["parallel"].raman_total[peak] \
+        == pytest.approx(ratio, rel=1e-9)
+    assert RamanGeometry(incident).depolarisation_ratio(0.0, 1.0) == pytest.approx(ratio)
+
+
+def test_unknown_raman_geometry_is_refused():
+    with pytest.raises(InputError, match="incident"):
+        RamanGeometry("circular")
+    with pytest.raises(InputError, match="analyser"):
+        RamanGeometry("linear", "diagonal")

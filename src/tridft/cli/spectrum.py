@@ -37,6 +37,13 @@ def register(subparsers) -> None:
                              "trajectory; the resolution is ~33356 / FS cm^-1)")
     parser.add_argument("--skip", type=non_negative_float, default=0.0, metavar="FS",
                         help="leave out the first FS femtoseconds (equilibration)")
+    parser.add_argument("--incident", choices=("linear", "natural"), default="linear",
+                        help="polarisation of the exciting light (default: linear, a laser)")
+    parser.add_argument("--analyser", choices=("total", "parallel", "perpendicular"),
+                        default="total",
+                        help="polarisation of the scattered light at 90 degrees: parallel "
+                             "(out of the scattering plane), perpendicular (in it) or total "
+                             "(default); linear + total is the Raman activity 45 a^2 + 7 g^2")
     parser.add_argument("--peaks", type=positive_int, default=10, metavar="N",
                         help="how many peaks to print (default: 10)")
     parser.set_defaults(handler=run)
@@ -55,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--skip {args.skip} fs leaves no frames", path=args.trajectory)
     result = sp.spectra_from_frames(frames, temperature_K=args.temperature,
                                     max_lag_fs=args.correlation_time, window=args.window,
-                                    path=args.trajectory)
+                                    path=args.trajectory,
+                                    geometry=sp.RamanGeometry(args.incident, args.analyser))
     nyquist = float(result.frequency_cm1[-1])
     if nyquist < args.max_freq:
         print(f"warning: frames are too far apart to see above {nyquist:.0f} cm^-1 "

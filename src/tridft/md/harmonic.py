@@ -32,10 +32,17 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class HarmonicResult:
-    """frequencies_cm1 (M,) ascending, negative = imaginary; modes (M, n, 3) Cartesian, unit norm."""
+    """Normal modes, M of them.
+
+    frequencies_cm1         (M,)       ascending, negative = imaginary
+    modes                   (M, n, 3)  Cartesian displacements, unit norm
+    displacement_per_q      (M, n, 3)  Angstrom per unit normal coordinate Q
+                                       (Q in Angstrom sqrt(amu)): dP/dQ = sum dP/dr . this
+    """
 
     frequencies_cm1: np.ndarray
     modes: np.ndarray
+    displacement_per_q: np.ndarray | None = None
 
 
 def model_hessian(model: TriDFTModel, atoms: ase.Atoms,
@@ -52,11 +59,24 @@ def model_hessian(model: TriDFTModel, atoms: ase.Atoms,
     with torch.enable_grad():
         energy = model(batch)[ENERGY].sum()
         (gradient,) = torch.autograd.grad(energy, positions, create_graph=True)
-        gradient = gradient.reshape(-1)
-        rows = [torch.autograd.grad(component, positions, retain_graph=True)[0].reshape(-1)
-                for component in gradient]
-    hessian = torch.stack(rows).detach().cpu().numpy()
+        hessian = jacobian_rows(gradient.reshape(-1), positions).detach().cpu().numpy()
     return 0.5 * (hessian + hessian.T)
+
+
+def jacobian_rows(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """(K, inputs.numel()) derivatives of each of the K ``outputs`` (1-D, with a graph).
+
+    One batched backward pass (vmap over the rows of the identity) where autograd
+    supports it, else one backward pass per row.
+    """
+    rows = torch.eye(outputs.numel(), dtype=outputs.dtype, device=outputs.device)
+    try:
+        (jacobian,) = torch.autograd.grad(outputs, inputs, rows, retain_graph=True,
+                                          is_grads_batched=True)
+        return jacobian.reshape(outputs.numel(), -1)
+    except RuntimeError:  # an operation without a batching rule
+        return torch.stack([torch.autograd.grad(value, inputs, retain_graph=True)[0].reshape(-1)
+                            for value in outputs])
 
 
 def finite_difference_hessian(atoms: ase.Atoms, delta: float = 0.005) -> np.ndarray:
@@ -117,9 +137,10 @@ def harmonic_frequencies(hessian: np.ndarray, masses: np.ndarray, positions: np.
     internal = q[:, external.shape[1]:3 * n]
     eigenvalues, vectors = np.linalg.eigh(internal.T @ weighted @ internal)
     frequencies = np.sign(eigenvalues) * np.sqrt(np.abs(eigenvalues)) * SQRT_EV_PER_A2_AMU_TO_CM1
-    cartesian = (internal @ vectors) * inverse_sqrt_m[:, None]  # (3n, M) displacements
-    cartesian /= np.linalg.norm(cartesian, axis=0, keepdims=True)
-    return HarmonicResult(frequencies_cm1=frequencies, modes=cartesian.T.reshape(-1, n, 3))
+    per_q = (internal @ vectors) * inverse_sqrt_m[:, None]  # (3n, M) Angstrom per unit Q
+    cartesian = per_q / np.linalg.norm(per_q, axis=0, keepdims=True)
+    return HarmonicResult(frequencies_cm1=frequencies, modes=cartesian.T.reshape(-1, n, 3),
+                          displacement_per_q=per_q.T.reshape(-1, n, 3))
 
 
 def relax(atoms: ase.Atoms, fmax: float = 1e-3, steps: int = 500) -> bool:

@@ -1,12 +1,23 @@
 """Raman and IR spectra from time series of the polarizability and the dipole.
 
-Raman (Stokes, 90 degree scattering of natural light, orientationally averaged)::
+Raman (Stokes, 90 degree scattering, orientationally averaged)::
 
     a(t)    = tr alpha(t) / 3                        isotropic part (Angstrom^3)
     beta(t) = alpha(t) - a(t) I                      anisotropic (traceless) part
     I_iso(w)   = FT < da(0) da(t) >                  da = a - <a>
     I_aniso(w) = FT 3/2 < dbeta(0) : dbeta(t) >      the gamma^2 invariant's correlation
-    I_total(w) = I_iso + 7/45 I_aniso                (45 a^2 + 7 gamma^2) / 45
+    I(w)       = (c_a 45 I_iso + c_g I_aniso) / 45   the scattering geometry picks c_a, c_g
+
+The geometry (``RamanGeometry``): the incident light is linearly polarised (a laser)
+or natural, and the scattered light is analysed parallel (polarised perpendicular to
+the scattering plane, like a vertically polarised laser), perpendicular (in the
+plane), or not at all (total). Long, The Raman Effect (2002), table 5.2::
+
+    incident   parallel           perpendicular   total              depolarisation
+    linear     45 a^2 + 4 g^2     3 g^2           45 a^2 + 7 g^2     3/4 for a = 0
+    natural    45 a^2 + 7 g^2     6 g^2           45 a^2 + 13 g^2    6/7 for a = 0
+
+The default, linear and total, is what quantum-chemistry codes call the Raman activity.
 
 each multiplied by the harmonic quantum correction factor
 
@@ -45,15 +56,70 @@ from tridft.units import BOLTZMANN_EV_PER_K, HBAR_EV_S, INVERSE_FS_TO_CM1, SPEED
 logger = logging.getLogger(__name__)
 
 WINDOWS = ("hann", "blackman", "gaussian", "none")
-ANISOTROPIC_WEIGHT = 7.0 / 45.0  # of the gamma^2 spectrum in the natural-light total
+INCIDENT = ("linear", "natural")
+ANALYSER = ("total", "parallel", "perpendicular")
+# (incident, analyser) -> (weight of 45 a^2, weight of gamma^2) at 90 degrees.
+_GEOMETRY_FACTORS = {
+    ("linear", "parallel"): (1.0, 4.0), ("linear", "perpendicular"): (0.0, 3.0),
+    ("linear", "total"): (1.0, 7.0),
+    ("natural", "parallel"): (1.0, 7.0), ("natural", "perpendicular"): (0.0, 6.0),
+    ("natural", "total"): (1.0, 13.0),
+}
 NORMALISE_ABOVE_CM1 = 100.0  # plots are scaled to their largest value above this
+
+
+@dataclass(frozen=True)
+class RamanGeometry:
+    """90 degree scattering: ``incident`` light "linear" or "natural"; the scattered light
+    analysed "parallel", "perpendicular" or "total" (see the module docstring).
+
+    >>> RamanGeometry("natural", "total").intensity(isotropic=0.0, anisotropic=1.0) * 45
+    13.0
+    >>> RamanGeometry().depolarisation_ratio(isotropic=0.0, anisotropic=1.0)
+    0.75
+    """
+
+    incident: str = "linear"
+    analyser: str = "total"
+
+    def __post_init__(self):
+        if self.incident not in INCIDENT:
+            raise InputError(f"unknown incident light '{self.incident}' "
+                             f"(choose from {', '.join(INCIDENT)})")
+        if self.analyser not in ANALYSER:
+            raise InputError(f"unknown analyser '{self.analyser}' "
+                             f"(choose from {', '.join(ANALYSER)})")
+
+    @property
+    def anisotropic_weight(self) -> float:
+        """Weight of the gamma^2 spectrum relative to the a^2 spectrum, over 45."""
+        return _GEOMETRY_FACTORS[(self.incident, self.analyser)][1] / 45.0
+
+    def intensity(self, isotropic, anisotropic):
+        """(c_a 45 a^2 + c_g gamma^2) / 45 from the a^2 and gamma^2 spectra (or activities)."""
+        a_weight, g_weight = _GEOMETRY_FACTORS[(self.incident, self.analyser)]
+        return a_weight * np.asarray(isotropic) + g_weight / 45.0 * np.asarray(anisotropic)
+
+    def depolarisation_ratio(self, isotropic, anisotropic):
+        """I_perpendicular / I_parallel for this incident light."""
+        parallel = RamanGeometry(self.incident, "parallel").intensity(isotropic, anisotropic)
+        perpendicular = RamanGeometry(self.incident, "perpendicular").intensity(isotropic,
+                                                                                anisotropic)
+        return perpendicular / parallel
+
+    def label(self) -> str:
+        a_weight, g_weight = _GEOMETRY_FACTORS[(self.incident, self.analyser)]
+        formula = (f"45 a$^2$ + {g_weight:.0f} $\\gamma^2$" if a_weight
+                   else f"{g_weight:.0f} $\\gamma^2$")
+        return f"{self.incident} light, {self.analyser}: {formula}"
 
 
 @dataclass
 class Spectra:
     """Spectra on one frequency grid. All arrays (F,); ``ir`` is None without dipoles.
 
-    frequency_cm1: cm^-1; raman_iso, raman_aniso, raman_total, ir: arbitrary units.
+    frequency_cm1: cm^-1; raman_iso (a^2), raman_aniso (gamma^2), raman_total (in
+    ``geometry``), ir: arbitrary units.
     resolution_cm1: about 1 / (correlation length), the width of a single line.
     """
 
@@ -64,6 +130,7 @@ class Spectra:
     ir: np.ndarray | None
     resolution_cm1: float
     temperature_K: float | None  # of the quantum correction; None: classical
+    geometry: RamanGeometry = RamanGeometry()
 
 
 # --------------------------------------------------------------------- building blocks
@@ -130,12 +197,13 @@ def quantum_correction(frequency_cm1: np.ndarray, temperature_K: float) -> np.nd
 
 def compute_spectra(polarizability: np.ndarray, dt_fs: float, dipole: np.ndarray | None = None,
                     temperature_K: float | None = 300.0, max_lag_fs: float | None = None,
-                    window: str = "hann") -> Spectra:
+                    window: str = "hann", geometry: RamanGeometry = RamanGeometry()) -> Spectra:
     """Raman (and IR, with dipoles) spectra of evenly spaced samples ``dt_fs`` apart.
 
     polarizability: (T, 3, 3) Angstrom^3; dipole: (T, 3) e*Angstrom or None.
     temperature_K:  of the quantum correction of the Raman spectra; None or 0: classical.
     max_lag_fs:     length of the correlation functions (default: half the series).
+    geometry:       of the Raman experiment, for ``raman_total``.
     """
     alpha = np.asarray(polarizability, dtype=np.float64).reshape(-1, 3, 3)
     n = len(alpha)
@@ -167,14 +235,15 @@ def compute_spectra(polarizability: np.ndarray, dt_fs: float, dipole: np.ndarray
         angular_per_fs = 2 * np.pi * frequency / INVERSE_FS_TO_CM1
         ir = angular_per_fs**2 * dipole_spectrum
     return Spectra(frequency_cm1=frequency, raman_iso=raman_iso, raman_aniso=raman_aniso,
-                   raman_total=raman_iso + ANISOTROPIC_WEIGHT * raman_aniso, ir=ir,
+                   raman_total=geometry.intensity(raman_iso, raman_aniso), ir=ir,
                    resolution_cm1=INVERSE_FS_TO_CM1 / (max_lag * dt_fs),
-                   temperature_K=temperature_K or None)
+                   temperature_K=temperature_K or None, geometry=geometry)
 
 
 def spectra_from_frames(frames, temperature_K: float | None = None,
                         max_lag_fs: float | None = None, window: str = "hann",
-                        path: str = "trajectory") -> Spectra:
+                        path: str = "trajectory",
+                        geometry: RamanGeometry = RamanGeometry()) -> Spectra:
     """Spectra of an MD trajectory (list of ase.Atoms from read_trajectory).
 
     The sampling interval comes from the frames' ``time_fs``; temperature_K None
@@ -192,7 +261,7 @@ def spectra_from_frames(frames, temperature_K: float | None = None,
     if temperature_K is None:
         temperature_K = (float(series(frames, "temperature_K", path=path).mean())
                          if has_key(frames, "temperature_K") else 300.0)
-    return compute_spectra(alpha, dt_fs, dipole, temperature_K, max_lag_fs, window)
+    return compute_spectra(alpha, dt_fs, dipole, temperature_K, max_lag_fs, window, geometry)
 
 
 def sampling_interval(time_fs: np.ndarray, path: str = "trajectory") -> float:
@@ -280,10 +349,11 @@ def plot_spectra(spectra: Spectra, path: str | os.PathLike, max_cm1: float = 400
     raman = axes[0, 0]
     scale = _positive_max(spectra.raman_total[keep][vibrational])
     raman.plot(nu, spectra.raman_total[keep] / scale, color="black", lw=1.2,
-               label="total (iso + 7/45 aniso)")
+               label=spectra.geometry.label())
     raman.plot(nu, spectra.raman_iso[keep] / scale, color="tab:blue", lw=0.8, label="isotropic")
-    raman.plot(nu, ANISOTROPIC_WEIGHT * spectra.raman_aniso[keep] / scale, color="tab:orange",
-               lw=0.8, label="anisotropic (x 7/45)")
+    weight = spectra.geometry.anisotropic_weight
+    raman.plot(nu, weight * spectra.raman_aniso[keep] / scale, color="tab:orange",
+               lw=0.8, label=f"anisotropic (x {45 * weight:.0f}/45)")
     for peak in peaks or []:
         raman.axvline(peak, color="grey", lw=0.5, ls=":")
     correction = (f"quantum-corrected at {spectra.temperature_K:.0f} K"

@@ -115,6 +115,9 @@ class LossConfig(_Section):
         description="task (head name) -> weight; tasks not listed are not trained")
     jacobian_weight: float = Field(2.0, ge=0, description="|F_direct + dE/dR|^2 / forces_rms^2")
     jacobian_warmup_steps: int = Field(0, ge=0)
+    jacobian_pulls: Literal["both", "direct_head"] = Field(
+        "both", description="what the Jacobian term moves: both force estimates towards "
+                            "each other, or only the direct head towards -dE/dR")
     kl_beta: float = Field(1e-4, ge=0, description="weight of the latent KL (nats per atom)")
     kl_warmup_steps: int = Field(500, ge=0)
     balancing: Literal["fixed", "uncertainty", "gradnorm"] = "fixed"

@@ -49,6 +49,10 @@ METRIC_UNITS = {
     "energy_mae_per_atom": "eV/atom",
     "forces_mae": "eV/A",
     "forces_rmse": "eV/A",
+    "direct_forces_mae": "eV/A",
+    "direct_forces_rmse": "eV/A",
+    "conservative_forces_mae": "eV/A",
+    "conservative_forces_rmse": "eV/A",
     "polarizability_mae": "A^3",
     "polarizability_rmse": "A^3",
     "polarizability_iso_mae": "A^3",
@@ -147,6 +151,11 @@ def evaluate_and_compare(model, records: Sequence[Record], forces: str = "direct
     if FORCES in pairs:
         metrics["forces_mae"] = pairs[FORCES].mae()
         metrics["forces_rmse"] = pairs[FORCES].rmse()
+        # Both force estimates, whichever one ``forces`` picked for forces_mae.
+        for source, key in (("direct", FORCES), ("conservative", CONSERVATIVE_FORCES)):
+            both = _compare_forces(records, outputs, key)
+            metrics[f"{source}_forces_mae"] = both.mae()
+            metrics[f"{source}_forces_rmse"] = both.rmse()
     if POLARIZABILITY in pairs:
         pair = pairs[POLARIZABILITY]
         metrics["polarizability_mae"] = pair.mae()
@@ -244,10 +253,8 @@ def _compare(records: Sequence[Record], outputs: list[dict[str, np.ndarray]],
     add("energy_per_atom", [o[ENERGY] / r.n_atoms for r, o in labelled],
         [r.energy / r.n_atoms for r, _ in labelled])
 
-    labelled = [(r, o) for r, o in zip(records, outputs) if r.forces is not None]
-    if labelled:
-        pairs[FORCES] = Comparison(np.concatenate([o[force_key] for _, o in labelled]),
-                                   np.concatenate([r.forces for r, _ in labelled]))
+    if any(r.forces is not None for r in records):
+        pairs[FORCES] = _compare_forces(records, outputs, force_key)
 
     labelled = [(r, o) for r, o in zip(records, outputs)
                 if r.polarizability is not None and POLARIZABILITY in o]
@@ -262,3 +269,11 @@ def _compare(records: Sequence[Record], outputs: list[dict[str, np.ndarray]],
                 np.concatenate([np.ravel(o[name]) for _, o in labelled]),
                 np.concatenate([np.ravel(r.label(name)) for r, _ in labelled]))
     return pairs
+
+
+def _compare_forces(records: Sequence[Record], outputs: list[dict[str, np.ndarray]],
+                    key: str) -> Comparison:
+    """Output ``key`` (direct or conservative forces) against the force labels."""
+    labelled = [(r, o) for r, o in zip(records, outputs) if r.forces is not None]
+    return Comparison(np.concatenate([o[key] for _, o in labelled]),
+                      np.concatenate([r.forces for r, _ in labelled]))

@@ -60,10 +60,11 @@ def labels_of(batch: Batch, task: str) -> tuple[torch.Tensor, torch.Tensor] | No
 class LossTerm:
     """The loss of one task: its head's output against its labels, where present.
 
-    name:      the task, i.e. the label name
+    name:      the task
     scale:     residuals are divided by this (the label's unit; per atom if per_atom)
     per_atom:  divide structure-level residuals by the structure's atom count first
     output:    the model output compared with the labels (default: ``name``)
+    label:     the label compared with (default: ``name``)
     """
 
     name: str
@@ -72,15 +73,17 @@ class LossTerm:
     output: str = ""
     kind: LossKind = "mse"
     delta: float = 1.0
+    label: str = ""
 
     def __post_init__(self):
         self.output = self.output or self.name
+        self.label = self.label or self.name
 
     def sum_and_count(self, outputs: dict[str, torch.Tensor],
                       batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(sum of elementwise losses over present entries, number of entries) as tensors."""
         prediction = outputs[self.output]
-        labels = labels_of(batch, self.name)
+        labels = labels_of(batch, self.label)
         if labels is None:  # no structure in this batch knows the label
             return prediction[:0].sum(), torch.zeros((), device=prediction.device)
         target, mask = labels
@@ -113,15 +116,23 @@ def linear_warmup(weight: float, warmup_steps: int, step: int) -> float:
 
 @dataclass
 class JacobianTerm:
-    """mean over atoms and components of ((F_direct - (-dE/dR)) / forces_rms)^2."""
+    """mean over atoms and components of ((F_direct - (-dE/dR)) / forces_rms)^2.
+
+    pulls: "both" moves the direct head and the energy surface towards each other;
+    "direct_head" moves only the direct head (-dE/dR is held fixed in this term), so
+    the energy surface is shaped by the labels alone and the fast head follows it.
+    """
 
     weight: float
     warmup_steps: int = 0
     scale: float = 1.0
     name: str = "jacobian"
+    pulls: str = "both"
 
     def sum_and_count(self, outputs, batch) -> tuple[torch.Tensor, torch.Tensor]:
         direct, conservative = outputs["forces"], outputs[CONSERVATIVE_FORCES]
+        if self.pulls == "direct_head":
+            conservative = conservative.detach()
         count = float(direct.numel())
         mean = jacobian_penalty(direct, conservative, self.scale) if count else direct.sum()
         return mean * count, torch.tensor(count, device=direct.device)
@@ -209,10 +220,15 @@ class Objective:
         )
 
 
-# How each known label is normalised: (name of the DatasetStats scale, per atom).
+# -dE/dR supervised with the force labels: the energy surface itself learns the forces,
+# not only through the Jacobian term's pull towards the direct head.
+CONSERVATIVE_FORCES_TASK = CONSERVATIVE_FORCES
+
+# How each known task is normalised: (name of the DatasetStats scale, per atom).
 TASK_SCALES = {
     "energy": ("energy_per_atom_scale", True),
     "forces": ("forces_rms", False),
+    CONSERVATIVE_FORCES_TASK: ("forces_rms", False),
     "polarizability": ("polarizability_scale", True),
     "dipole": ("dipole_scale", False),
 }
@@ -234,11 +250,13 @@ def build_objective(loss_config, stats, force_source: str = "direct",
         scale = getattr(stats, scale_name) if scale_name else extra_scales.get(task, 1.0)
         output = CONSERVATIVE_FORCES if task == "forces" and force_source == "conservative" \
             else task
+        label = "forces" if task == CONSERVATIVE_FORCES_TASK else task
         tasks.append(LossTerm(task, scale=float(scale), per_atom=per_atom, output=output,
-                              kind=loss_config.kind, delta=loss_config.huber_delta))
+                              kind=loss_config.kind, delta=loss_config.huber_delta,
+                              label=label))
     regularizers = [
         JacobianTerm(loss_config.jacobian_weight, loss_config.jacobian_warmup_steps,
-                     scale=float(stats.forces_rms)),
+                     scale=float(stats.forces_rms), pulls=loss_config.jacobian_pulls),
         KLTerm(loss_config.kl_beta, loss_config.kl_warmup_steps),
     ]
     return Objective(tasks, regularizers, count_average)
