@@ -90,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
     limit = f"{QUICK_STEPS} steps" if args.quick else f"up to {args.minutes:g} minutes"
     print(f"Training the default model on the bundled ethanol data for {limit} "
           f"(run folder {config.run_dir}) ...", flush=True)
-    result = train(config, progress=True)
+    # A demo folder of an earlier demo (it has the run's config.yaml) is the demo's own.
+    earlier_demo = (Path(args.out) / "config.yaml").is_file() \
+        and (Path(args.out) / "report.md").is_file()
+    result = train(config, progress=True, overwrite=earlier_demo)
     print(f"trained {result.steps} steps in {result.elapsed_s:.0f} s "
           f"(stopped by {result.stopped_because.replace('_', ' ')})")
 

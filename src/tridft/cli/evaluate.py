@@ -7,6 +7,9 @@ parity plots and error histograms as PNG files.
 from __future__ import annotations
 
 import argparse
+import logging
+
+logger = logging.getLogger(__name__)
 
 
 def positive_int(text: str) -> int:
@@ -32,9 +35,9 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def add_model_run_options(parser: argparse.ArgumentParser) -> None:
     """--forces and --batch-size, shared by evaluate and predict."""
-    parser.add_argument("--forces", choices=("direct", "conservative"), default="direct",
+    parser.add_argument("--forces", choices=("direct", "conservative"), default=None,
                         help="direct force head (fast) or -dE/dR of the energy head "
-                             "(default: direct)")
+                             "(default: the forces the model was trained for)")
     parser.add_argument("--batch-size", type=positive_int, default=64, metavar="N",
                         help="structures per batch (default: 64)")
 
@@ -56,18 +59,29 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tridft.data.domain import DomainCheck
     from tridft.data.io import read_structures
     from tridft.data.options import parse_keys, parse_units
+    from tridft.data.unit_hint import unit_hints
     from tridft.files import write_json_atomic
-    from tridft.model.persistence import load_model
+    from tridft.model.persistence import load_model, trained_force_source
+    from tridft.outputs import check_outputs
     from tridft.report.summary import format_table
     from tridft.train.evaluate import evaluate_and_compare
 
     keys, units = parse_keys(args.keys), parse_units(args.units)  # option errors first
+    check_outputs({"--json": args.json}, inputs={"MODEL": args.model, "DATA": args.data},
+                  folders={"--plots": args.plots})
     model = load_model(args.model)
+    args.forces = args.forces or trained_force_source(model)
     records = read_structures(args.data, keys=keys, units=units)
+    domain = DomainCheck.for_model(model, args.data)
+    domain.structures(records)
     metrics, pairs = evaluate_and_compare(model, records, forces=args.forces,
-                                          batch_size=args.batch_size)
+                                          batch_size=args.batch_size, check=domain)
+    domain.report()
+    for hint in unit_hints(model.metadata.get("stats"), records, str(args.data)):
+        logger.warning(hint)
     print(format_table(metrics, title=f"{args.model} on {args.data} ({args.forces} forces)"))
     if args.json:
         write_json_atomic(args.json, {**metrics, "force_source": args.forces,

@@ -32,15 +32,22 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tridft.data.domain import DomainCheck
     from tridft.data.io import read_structures
     from tridft.data.options import parse_keys, parse_units
     from tridft.model.persistence import load_model
+    from tridft.outputs import check_outputs
     from tridft.train.evaluate import predict
 
     keys, units = parse_keys(args.keys), parse_units(args.units)
+    check_outputs({"-o": args.output}, inputs={"MODEL": args.model, "DATA": args.data})
     model = load_model(args.model)
     records = read_structures(args.data, keys=keys, units=units)
+    domain = DomainCheck.for_model(model, args.data)
+    domain.structures(records)
     predictions = predict(model, records, forces=args.forces, batch_size=args.batch_size)
+    domain.predictions(records, predictions)  # refuses NaN and absurd numbers
+    domain.report()
     write_predictions(args.output, records, predictions,
                       atom_level={name for name, head in model.heads.items()
                                   if head.level == "atom"})

@@ -1,4 +1,4 @@
-"""``tridft train CONFIG.yaml [--set key.path=value ...] [--resume] [--no-progress]``.
+"""``tridft train CONFIG.yaml [--set key.path=value ...] [--resume | --overwrite]``.
 
 Trains a model as the configuration says (see configs/ethanol.yaml and
 docs/training.md) and prints where the run went and its best validation metrics.
@@ -24,6 +24,9 @@ def register(subparsers) -> None:
                                                        "(repeatable; VALUE is read as YAML)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in run_dir from its last checkpoint")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in a run_dir that holds files of an earlier run "
+                             "(model.pt, checkpoint.pt, metrics.csv, ...), replacing them")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -33,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from tridft.train.loop import train
 
     config = load_config(args.config, args.overrides)  # ConfigError before any work
-    result = train(config, resume=args.resume, progress=not args.no_progress)
+    result = train(config, resume=args.resume, progress=not args.no_progress,
+                   overwrite=args.overwrite)
     if not _is_rank_zero():
         return 0
     print(f"run:        {result.run_dir}")

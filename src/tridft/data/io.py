@@ -188,6 +188,8 @@ def _read_file(path: Path) -> Iterator[ase.Atoms]:
     if _is_ase_database(path):
         yield from _read_database(path)
         return
+    if _is_xyz(path):
+        check_atom_counts(path)
     # iread is lazy: ASE's exceptions (including "unknown format") come from next().
     frames = ase.io.iread(str(path), index=":", parallel=False, do_not_split_by_at_sign=True)
     index = 0
@@ -200,6 +202,45 @@ def _read_file(path: Path) -> Iterator[ase.Atoms]:
             raise _read_error(error, path, index) from error
         yield atoms
         index += 1
+
+
+# The shortest line that can describe an atom: "H 0 0 0".
+_SHORTEST_ATOM_LINE = 7
+
+
+def _is_xyz(path: Path) -> bool:
+    return path.suffix.lower() in (".xyz", ".extxyz") or _ase_filetype(path) in ("xyz", "extxyz")
+
+
+def check_atom_counts(path: Path) -> int:
+    """Compare every frame's claimed atom count with what is left of the file; how many
+    frames. ASE would otherwise read (or allocate) for a count like 999999999 for hours.
+
+    Only the count lines are parsed; anything else is ASE's to judge.
+    """
+    size = path.stat().st_size
+    frames = 0
+    with open(path, "rb") as stream:
+        while True:
+            line = stream.readline()
+            if not line:
+                return frames
+            if not line.strip():
+                continue
+            try:
+                count = int(line)
+            except ValueError:
+                return frames  # not a count: ASE reports what is wrong
+            left = size - stream.tell()
+            if count < 0 or count * _SHORTEST_ATOM_LINE > left + 1:
+                raise InputError(f"the frame claims {count} atoms, but only {left} bytes "
+                                 f"follow (an atom line takes at least {_SHORTEST_ATOM_LINE}): "
+                                 "a wrong atom count, or a truncated file", path=str(path),
+                                 index=frames, field="atom count")
+            for _ in range(count + 1):  # the comment line and the atom lines
+                if not stream.readline():
+                    return frames
+            frames += 1
 
 
 def _read_error(error: Exception, path: Path, index: int) -> InputError:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from tridft.errors import ConfigError, InputError
+from tridft.files import write_text_atomic
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -57,16 +57,7 @@ class Splits:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write JSON atomically (a temporary file, then os.replace): never half a file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w") as stream:
-                json.dump(self.to_dict(), stream)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        write_text_atomic(path, json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Splits":

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 MIN_DISTANCE = 0.1  # Angstrom; closer atoms are a broken structure, not physics
 MIN_CELL_VOLUME = 1e-6  # Angstrom^3; |det(cell)| below this is a singular cell
+# Angstrom; a molecule wider than this is a unit or typing mistake, not a molecule.
+MAX_MOLECULE_SPREAD = 1e4
 MAX_ATOMIC_NUMBER = 118
 _SEARCH_RADIUS = 2.0  # Angstrom; see _short_pairs
 _ALL_PAIRS_ATOMS = 256  # molecules up to this size are checked pair by pair
@@ -118,6 +120,7 @@ def check_record(record: Record, where: Where, min_distance: float = MIN_DISTANC
         raise where.error(f"expected shape ({record.n_atoms}, 3), "
                           f"got {np.shape(record.positions)}", "positions")
     check_finite(record.positions, where, "positions")
+    check_spread(record, where)
     check_cell(record, where)
     for label in (ENERGY, FORCES, POLARIZABILITY, DIPOLE):
         value = getattr(record, label)
@@ -139,6 +142,19 @@ def check_atomic_numbers(numbers: np.ndarray, where: Where) -> None:
     if bad.size:
         raise where.error(f"atom {int(bad[0])} has atomic number {int(numbers[bad[0]])}, "
                           f"not a known element (1..{MAX_ATOMIC_NUMBER})", "numbers")
+
+
+def check_spread(record: Record, where: Where) -> None:
+    """A molecule (no periodic direction) must fit in MAX_MOLECULE_SPREAD Angstrom."""
+    if record.is_periodic or record.n_atoms < 2:
+        return
+    centre = np.median(record.positions, axis=0)
+    distances = np.linalg.norm(record.positions - centre, axis=1)
+    far = int(np.argmax(distances))
+    if np.ptp(record.positions, axis=0).max() > MAX_MOLECULE_SPREAD:
+        raise where.error(f"atom {far} is {distances[far]:.3g} Angstrom from the others "
+                          f"(a molecule wider than {MAX_MOLECULE_SPREAD:g} Angstrom: "
+                          "coordinates in the wrong unit, or a typing mistake?)", "positions")
 
 
 def check_cell(record: Record, where: Where) -> None:

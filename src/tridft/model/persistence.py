@@ -58,7 +58,11 @@ def atomic_torch_save(payload: dict, path: str | os.PathLike) -> None:
     """torch.save to a temporary file in the same folder, then rename: never half a file."""
     with atomic_output(path) as temporary:
         with open(temporary, "wb") as stream:
-            torch.save(payload, stream)
+            try:
+                torch.save(payload, stream)
+            except RuntimeError as error:  # torch's writer wraps the OSError (disk full)
+                raise CheckpointError(f"{path}: cannot write ({' '.join(str(error).split())})") \
+                    from None
             stream.flush()
             os.fsync(stream.fileno())
 
@@ -68,20 +72,53 @@ def safe_torch_load(path: str | os.PathLike, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    if not _looks_like_torch_file(path):
+        raise CheckpointError(f"{path}: not a PyTorch file (damaged, or another format)")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         # torch names the offending global as "Unsupported global: GLOBAL module.Name".
         culprit = re.search(r"GLOBAL ([\w.]+)", str(error))
-        detail = f" (found {culprit.group(1)})" if culprit else ""
+        if culprit is None:  # bytes the unpickler cannot parse at all
+            raise CheckpointError(f"{path}: not a PyTorch file (damaged, or another format)") \
+                from None
         raise CheckpointError(f"{path}: refused to load: the file contains Python objects "
-                              f"other than tensors and plain data{detail}") from None
+                              f"other than tensors and plain data (found {culprit.group(1)})") \
+            from None
     except (RuntimeError, EOFError, OSError) as error:
         raise CheckpointError(f"{path}: cannot read the file ({error})") from None
     except (KeyError, ValueError, IndexError, TypeError):
         # What the unpickler raises on bytes that are not a torch file at all.
         raise CheckpointError(f"{path}: not a PyTorch file (damaged, or another format)") \
             from None
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """A zip archive (torch.save since 1.6) or a pickle stream (the legacy format)."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(4)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read the file ({error.strerror or error})") \
+            from None
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def check_finite_weights(model: TriDFTModel, source: str = "model") -> None:
+    """CheckpointError naming the first parameter or buffer holding NaN or infinity."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{source}: the weights hold NaN or infinite values "
+                                  f"({name}): a diverged or damaged model")
+
+
+def trained_force_source(model: TriDFTModel) -> str:
+    """The forces a model was trained for ("direct" or "conservative"), from its metadata;
+    "direct" when it does not say. Inference defaults to these."""
+    metadata = getattr(model, "metadata", None) or {}
+    source = (metadata.get("training") or {}).get("force_source") \
+        or ((metadata.get("config") or {}).get("training") or {}).get("force_source")
+    return source if source in ("direct", "conservative") else "direct"
 
 
 def save_model(model: TriDFTModel, path: str | os.PathLike, metadata: dict | None = None) -> None:
@@ -94,4 +131,6 @@ def load_model(path: str | os.PathLike, map_location="cpu") -> TriDFTModel:
     payload = safe_torch_load(path, map_location)
     if isinstance(payload, dict) and "model" in payload and payload.get("format") != FORMAT:
         payload = payload["model"]  # a training checkpoint wraps the model dict
-    return model_from_dict(payload, str(path)).eval()
+    model = model_from_dict(payload, str(path)).eval()
+    check_finite_weights(model, str(path))
+    return model

@@ -104,12 +104,13 @@ def check_elements(model, records: Sequence[Record]) -> None:
                              f"the model, which was trained on {names}")
 
 
-def predict(model, records: Sequence[Record], forces: str = "direct",
+def predict(model, records: Sequence[Record], forces: str | None = None,
             batch_size: int = 64) -> list[dict[str, np.ndarray | float]]:
-    """One dict per structure: energy (eV, float), forces (n, 3) eV/A from ``forces``,
-    polarizability (3, 3) A^3 and every extra head by name (dipole (3,) e*A, ...).
+    """One dict per structure: energy (eV, float), forces (n, 3) eV/A from ``forces``
+    (default: those the model was trained for), polarizability (3, 3) A^3 and every
+    extra head by name (dipole (3,) e*A, ...).
     """
-    _check_force_source(forces)
+    forces = _force_source(model, forces)
     results = []
     for outputs in _per_structure_outputs(model, records, forces, batch_size):
         if forces == "conservative":
@@ -120,13 +121,13 @@ def predict(model, records: Sequence[Record], forces: str = "direct",
     return results
 
 
-def predictions_and_targets(model, records: Sequence[Record], forces: str = "direct",
+def predictions_and_targets(model, records: Sequence[Record], forces: str | None = None,
                             batch_size: int = 64) -> dict[str, Comparison]:
     """Comparisons for every label the data carries (keys as in ``Comparison``)."""
     return evaluate_and_compare(model, records, forces, batch_size)[1]
 
 
-def evaluate(model, records: Sequence[Record], forces: str = "direct",
+def evaluate(model, records: Sequence[Record], forces: str | None = None,
              batch_size: int = 64) -> dict[str, float | int]:
     """Metrics of ``model`` on ``records`` (units in METRIC_UNITS); ``forces`` picks the
     force prediction compared with the labels: the direct head or -dE/dR.
@@ -134,11 +135,14 @@ def evaluate(model, records: Sequence[Record], forces: str = "direct",
     return evaluate_and_compare(model, records, forces, batch_size)[0]
 
 
-def evaluate_and_compare(model, records: Sequence[Record], forces: str = "direct",
-                         batch_size: int = 64) -> tuple[dict, dict[str, Comparison]]:
-    """``evaluate`` and ``predictions_and_targets`` from one pass of the model."""
-    _check_force_source(forces)
+def evaluate_and_compare(model, records: Sequence[Record], forces: str | None = None,
+                         batch_size: int = 64, check=None) -> tuple[dict, dict[str, Comparison]]:
+    """``evaluate`` and ``predictions_and_targets`` from one pass of the model; ``check``
+    (a tridft.data.domain.DomainCheck) sees every structure's outputs."""
+    forces = _force_source(model, forces)
     outputs = list(_per_structure_outputs(model, records, "both", batch_size))
+    if check is not None:  # a DomainCheck: refuse non-finite, note extrapolation
+        check.predictions(records, outputs)
     pairs = _compare(records, outputs, forces)
     metrics: dict[str, float | int] = {
         "n_structures": len(records),
@@ -175,9 +179,15 @@ def evaluate_and_compare(model, records: Sequence[Record], forces: str = "direct
 # --- running the model ------------------------------------------------------------------
 
 
-def _check_force_source(forces: str) -> None:
+def _force_source(model, forces: str | None) -> str:
+    """``forces``, or (None) the force source the model was trained for."""
+    if forces is None:
+        from tridft.model.persistence import trained_force_source
+
+        return trained_force_source(model)
     if forces not in FORCE_SOURCES:
         raise ValueError(f"forces must be one of {FORCE_SOURCES}, not '{forces}'")
+    return forces
 
 
 def _per_structure_outputs(model, records: Sequence[Record], mode: str,

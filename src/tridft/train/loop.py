@@ -27,15 +27,18 @@ import numpy as np
 import torch
 
 from tridft.data.dataset import GraphDataset
+from tridft.data.domain import Domain
 from tridft.data.io import bundled_dataset_path, read_structures
 from tridft.data.options import keys_from_mapping, units_from_mapping
 from tridft.data.record import Record
 from tridft.data.splits import Splits, make_splits
 from tridft.data.stats import DatasetStats
 from tridft.errors import CheckpointError, ConfigError, InputError, TriDFTError
+from tridft.devices import check_device
 from tridft.files import write_json_atomic, write_text_atomic
 from tridft.model.model import build_model
 from tridft.model.persistence import save_model
+from tridft.outputs import check_not_inside
 from tridft.train import checkpoint as ckpt
 from tridft.train import distributed
 from tridft.train.balancing import build_balancer, gradient_cosines, shared_parameters
@@ -44,6 +47,7 @@ from tridft.train.ema import ExponentialMovingAverage
 from tridft.train.evaluate import evaluate
 from tridft.train.losses import TASK_SCALES, build_objective
 from tridft.train.metrics_log import CsvLog, TensorBoardLog
+from tridft.train.rundir import RUN_FILES, RunDirLock, check_run_dir
 from tridft.train.schedule import LearningRateSchedule
 
 logger = logging.getLogger(__name__)
@@ -86,26 +90,34 @@ class RunData:
     splits: Splits
     stats: DatasetStats
     sources: dict[str, str | None]
+    domain: Domain | None = None  # what the training structures look like (data/domain.py)
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+def train(config: TrainConfig, resume: bool = False, progress: bool = True,
+          overwrite: bool = False) -> TrainResult:
     """Train a model as ``config`` says; with ``resume``, continue from run_dir/checkpoint.pt.
 
+    A fresh run refuses a run_dir that holds run files (model.pt, checkpoint.pt, ...)
+    unless ``overwrite``; the run_dir is locked while the run writes (see train/rundir.py).
     Under ``torchrun`` every process calls this; they share the work of each batch.
     """
+    check_device(config.training.device, "training.device")
     context = distributed.setup(config.training.device)
+    lock = RunDirLock(config.run_dir)
     try:
-        return _train(config, resume, progress, context)
+        return _train(config, resume, progress, context, overwrite, lock)
     finally:
+        lock.release()
         distributed.teardown(context)
 
 
-def _train(config: TrainConfig, resume: bool, progress: bool,
-           context: distributed.Context) -> TrainResult:
+def _train(config: TrainConfig, resume: bool, progress: bool, context: distributed.Context,
+           overwrite: bool, lock: RunDirLock) -> TrainResult:
     training = config.training
     run_dir = Path(config.run_dir)
     checkpoint_path = run_dir / ckpt.CHECKPOINT_NAME
     resume = _should_resume(run_dir, checkpoint_path, resume)
+    _on_rank_zero(context, check_run_dir, run_dir, resume, overwrite)  # before reading data
     if training.num_threads:
         torch.set_num_threads(training.num_threads)
     torch.manual_seed(training.seed)  # the model's initial weights
@@ -115,6 +127,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool,
 
     # ---- data: read, split, statistics of the training split -----------------------------
     data = load_data(config, run_dir, resume)
+    _on_rank_zero(context, _lock_run_dir, lock, run_dir, resume, overwrite, data.sources)
     if not resume:
         _clear_run_dir(run_dir, context)
     if context.is_main:
@@ -242,7 +255,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool,
             model_parameters, training.grad_clip if training.grad_clip else math.inf))
         _stop_if_not_finite({"gradient norm": grad_norm}, state.step, last_checkpoint,
                             checkpoint_path, context)
-        lr = schedule.lr(state.step, elapsed())
+        lr = schedule.lr(state.step, _shared_elapsed(elapsed(), training, context))
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.step()
@@ -330,8 +343,12 @@ def load_data(config: TrainConfig, run_dir: Path, resume: bool) -> RunData:
     if not splits.train:
         raise InputError("the training split is empty", path=str(train_path))
     train_set = GraphDataset([records[i] for i in splits.train], config.model.cutoff)
+    _check_labels(config, train_set.records, train_path)
     stats = train_set.stats()
-    return RunData(
+    domain = Domain.from_records(train_set.records, train_set.cutoff,
+                                 [train_set.neighbor_list(i) for i in range(len(train_set))],
+                                 stats.reference_energies)
+    return RunData(domain=domain,
         train=train_set,
         validation=validation if validation is not None
         else [records[i] for i in splits.validation],
@@ -339,6 +356,17 @@ def load_data(config: TrainConfig, run_dir: Path, resume: bool) -> RunData:
         splits=splits, stats=stats,
         sources={"train": str(train_path), "validation": data_config.validation,
                  "test": data_config.test})
+
+
+def _check_labels(config: TrainConfig, records: list[Record], path: Path) -> None:
+    """InputError when no training structure carries a label that the loss trains."""
+    tasks = config.loss.tasks()
+    labels = {"conservative_forces": "forces"}  # tasks supervised by another task's label
+    if not any(r.has(labels.get(task, task)) for r in records for task in tasks):
+        raise InputError(f"no training structure carries a label the loss trains "
+                         f"({', '.join(tasks)}): nothing to learn. Name the labels of the "
+                         f"file with data.keys (e.g. energy: potential)", path=str(path),
+                         field="labels")
 
 
 def _split_counts(config: TrainConfig, n: int, separate_validation: bool,
@@ -386,10 +414,37 @@ def _should_resume(run_dir: Path, checkpoint_path: Path, resume: bool) -> bool:
         if not run_dir.is_dir():
             raise CheckpointError(f"{run_dir}: no such run to resume")
         logger.warning("%s has no checkpoint yet: starting from scratch", run_dir)
-    elif checkpoint_path.is_file():
-        logger.warning("%s holds an earlier run: starting a new one over it "
-                       "(resume it with --resume instead)", run_dir)
     return False
+
+
+def _lock_run_dir(lock: RunDirLock, run_dir: Path, resume: bool, overwrite: bool,
+                  sources: dict) -> None:
+    """Lock run_dir (creating it), then check again what is in it: another trainer may
+    have come between the first check and the lock."""
+    check_not_inside(run_dir, list(RUN_FILES), {f"data.{k}": v for k, v in sources.items()})
+    lock.acquire()
+    check_run_dir(run_dir, resume, overwrite, locked=True)
+
+
+def _on_rank_zero(context: distributed.Context, function, *args) -> None:
+    """Run ``function`` on rank 0; its TriDFTError stops every process (not a hang)."""
+    problem = None
+    if context.is_main:
+        try:
+            function(*args)
+        except TriDFTError as error:
+            problem = error
+    if context.any(problem is not None):
+        raise problem or TriDFTError("the first process (rank 0) stopped the run; "
+                                     "see its message")
+
+
+def _shared_elapsed(elapsed_s: float, training, context: distributed.Context) -> float:
+    """Rank 0's training time where the learning rate depends on it (a time limit):
+    every process then sets the same rate."""
+    if training.time_limit_minutes is None or not context.is_distributed:
+        return elapsed_s
+    return context.broadcast_float(elapsed_s)
 
 
 def _clear_run_dir(run_dir: Path, context: distributed.Context) -> None:
@@ -587,7 +642,8 @@ def _metadata(data: RunData, config: TrainConfig, summary: dict) -> dict:
     """Plain data saved with the model: statistics, split, units, configuration, summary."""
     return {"stats": data.stats.to_dict(), "split": data.splits.to_dict(),
             "data": dict(data.sources), "units": dict(INTERNAL_UNITS),
-            "config": config.model_dump(mode="json"), "training": summary}
+            "config": config.model_dump(mode="json"), "training": summary,
+            **({"domain": data.domain.to_dict()} if data.domain is not None else {})}
 
 
 def _finish_model_file(path: Path, data: RunData, config: TrainConfig,
