@@ -33,7 +33,14 @@ def model_to_dict(model: TriDFTModel, metadata: dict | None = None) -> dict:
         "elements": list(model.elements),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "metadata": metadata or {},
+        # The calibrated uncertainty (tridft.uncertainty.llpr): tensors and plain data.
+        "uncertainty": _uncertainty_dict(model),
     }
+
+
+def _uncertainty_dict(model: TriDFTModel) -> dict | None:
+    llpr = getattr(model, "uncertainty", None)
+    return None if llpr is None else llpr.to_dict()
 
 
 def model_from_dict(payload: dict, source: str = "model") -> TriDFTModel:
@@ -51,6 +58,15 @@ def model_from_dict(payload: dict, source: str = "model") -> TriDFTModel:
         detail = " ".join(str(error).split())[:200] or type(error).__name__  # one line
         raise CheckpointError(f"{source}: damaged model file ({detail})") from None
     model.metadata = payload.get("metadata", {})
+    model.uncertainty = None
+    if payload.get("uncertainty"):
+        from tridft.uncertainty.llpr import LLPR
+
+        try:
+            model.uncertainty = LLPR.from_dict(payload["uncertainty"])
+        except (KeyError, TypeError) as error:
+            raise CheckpointError(f"{source}: damaged uncertainty calibration ({error})") \
+                from None
     return model
 
 

@@ -1,0 +1,212 @@
+"""Last-layer prediction rigidity (LLPR): uncertainties from the heads' last linear layers.
+
+Every head's output y is linear in the parameters theta of its last linear layer
+(energy: the energy MLP's output layer; direct forces: the force head's last vector
+mix; polarizability: the layer that gives the per-atom isotropic and anisotropic
+coefficients). With J = dy/dtheta for one structure (or one atom, for the forces)
+and the covariance C = sum over the training set of J^T J,
+
+    variance(y) = alpha^2 * J (C + s^2 I)^-1 J^T
+
+(Bigi, Chong, Ceriotti and Grasselli 2024, "A prediction rigidity formalism for
+low-cost uncertainties in trained neural networks"). The latent is small, so theta
+has 33 to 600 numbers and C is cheap; alpha^2 and s^2 are fitted on the validation
+split (tridft.uncertainty.calibrate).
+
+J is found without touching the model code: a zero "ghost" copy of the layer's
+parameters, one per structure (or per atom), is added to the layer's output through
+a forward hook; the gradient of each output component with respect to the ghosts
+is J for every structure at once, one backward pass per component (1 for the energy,
+3 for forces, 9 for the polarizability), through the head's last layers only.
+
+Outputs (predicted standard deviations, calibrated), per head name ``h``:
+    h_uncertainty            (S,) for structure heads, (N,) per atom for atom heads,
+                             the RMS over the output's components, in the output's unit
+    h_uncertainty_max        (S,) for atom heads: the largest atom value per structure
+energy eV, forces eV/Angstrom, polarizability Angstrom^3.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tridft.data.batch import Batch
+from tridft.model.scatter import scatter_sum
+
+# Head kind -> (paths of the linear layers inside the head whose parameters enter J,
+# level of the ghosts). The output is linear in each of them.
+LAST_LAYERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "energy": (("mlp.2",), "structure"),
+    "direct_forces": (("block2.mix_out",), "atom"),
+    "polarizability": (("scalar_out",), "structure"),
+}
+SUFFIX = "_uncertainty"
+FORMAT_VERSION = 1
+
+
+def uncertainty_key(head: str) -> str:
+    return head + SUFFIX
+
+
+def supported_heads(model) -> dict[str, tuple[tuple[str, ...], str]]:
+    """Head name -> (module paths in the model, level) for the heads LLPR can handle."""
+    found = {}
+    for name, head in model.heads.items():
+        if head.kind in LAST_LAYERS:
+            paths, level = LAST_LAYERS[head.kind]
+            found[name] = (tuple(f"heads.{name}.{path}" for path in paths), level)
+    return found
+
+
+class _Ghost:
+    """Zero parameters (G, O, I) (+ (G, O)) added to a Linear layer's output, row by owner."""
+
+    def __init__(self, layer: nn.Linear, owners: torch.Tensor, groups: int):
+        weight = layer.weight
+        self.owners = owners
+        self.weight = torch.zeros((groups,) + tuple(weight.shape), dtype=weight.dtype,
+                                  device=weight.device, requires_grad=True)
+        self.bias = None
+        if layer.bias is not None:
+            self.bias = torch.zeros(groups, weight.shape[0], dtype=weight.dtype,
+                                    device=weight.device, requires_grad=True)
+        self.calls = 0
+        self.handle = layer.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        self.calls += 1
+        x = inputs[0]  # (N, ..., I)
+        extra = torch.einsum("n...i,noi->n...o", x, self.weight.index_select(0, self.owners))
+        if self.bias is not None:
+            bias = self.bias.index_select(0, self.owners)  # (N, O)
+            extra = extra + bias.reshape(bias.shape[0], *([1] * (x.dim() - 2)), bias.shape[1])
+        return output + extra
+
+    def leaves(self) -> list[torch.Tensor]:
+        return [self.weight] + ([self.bias] if self.bias is not None else [])
+
+
+class JacobianProbe:
+    """Ghosts on the last layers of ``heads`` while the model runs on ``batch``.
+
+    After the forward pass, ``jacobians(outputs)`` gives, per head, J (G, D, P): G
+    structures (or atoms), D output components, P last-layer parameters.
+    """
+
+    def __init__(self, model, batch: Batch, heads: dict[str, tuple[tuple[str, ...], str]]):
+        self.ghosts: dict[str, list[_Ghost]] = {}
+        for name, (paths, level) in heads.items():
+            if level == "structure":
+                owners, groups = batch.structure_index, batch.n_structures
+            else:
+                groups = batch.numbers.shape[0]
+                owners = torch.arange(groups, device=batch.numbers.device)
+            self.ghosts[name] = [_Ghost(model.get_submodule(path), owners, groups)
+                                 for path in paths]
+
+    def remove(self) -> None:
+        for ghosts in self.ghosts.values():
+            for ghost in ghosts:
+                ghost.handle.remove()
+
+    def jacobians(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        result = {}
+        for name, ghosts in self.ghosts.items():
+            if any(ghost.calls != 1 for ghost in ghosts):
+                raise RuntimeError(f"a last layer of head '{name}' did not run exactly once "
+                                   f"in the forward pass, as LLPR needs")
+            leaves = [leaf for ghost in ghosts for leaf in ghost.leaves()]
+            values = outputs[name]
+            values = values.reshape(values.shape[0], -1)  # (G, D)
+            rows = []
+            for d in range(values.shape[1]):
+                grads = torch.autograd.grad(values[:, d].sum(), leaves, retain_graph=True)
+                rows.append(torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1))
+            result[name] = torch.stack(rows, dim=1).detach().to(torch.float64)  # (G, D, P)
+        return result
+
+
+@contextmanager
+def probe(model, batch: Batch, heads: dict[str, tuple[tuple[str, ...], str]]):
+    """``with probe(model, batch, heads) as p: outputs = model(batch); p.jacobians(outputs)``."""
+    jacobian_probe = JacobianProbe(model, batch, heads)
+    try:
+        yield jacobian_probe
+    finally:
+        jacobian_probe.remove()
+
+
+def raw_variances(jacobian: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """(G, D): J_gd (C + s^2 I)^-1 J_gd^T for every group and component, float64."""
+    inverse = inverse.to(device=jacobian.device, dtype=torch.float64)
+    return torch.einsum("gdp,pq,gdq->gd", jacobian, inverse, jacobian).clamp_min(0.0)
+
+
+@dataclass
+class HeadCalibration:
+    """The fitted LLPR of one head.
+
+    modules:     paths of the last linear layers in the model
+    level:       "structure" or "atom"
+    inverse:     (P, P) float64, (C + s^2 I)^-1
+    scale:       alpha^2, dimensionless: calibrated variance = scale * raw variance
+    regularizer: s^2, in units of J^2
+    """
+
+    modules: tuple[str, ...]
+    level: str
+    inverse: torch.Tensor
+    scale: float
+    regularizer: float
+
+    def to_dict(self) -> dict:
+        return {"modules": list(self.modules), "level": self.level, "inverse": self.inverse.cpu(),
+                "scale": float(self.scale), "regularizer": float(self.regularizer)}
+
+
+class LLPR:
+    """Calibrated last-layer uncertainties of a model's heads (``model.uncertainty``)."""
+
+    def __init__(self, heads: dict[str, HeadCalibration], report: dict | None = None):
+        self.heads = heads
+        self.report = report or {}  # plain data: how the calibration was fitted
+
+    def to_dict(self) -> dict:
+        return {"format_version": FORMAT_VERSION, "report": self.report,
+                "heads": {name: head.to_dict() for name, head in self.heads.items()}}
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> "LLPR":
+        heads = {name: HeadCalibration(**{**spec, "modules": tuple(spec["modules"])})
+                 for name, spec in payload["heads"].items()}
+        return cls(heads, payload.get("report", {}))
+
+    def probe(self, model, batch: Batch):
+        return probe(model, batch, {name: (h.modules, h.level) for name, h in self.heads.items()})
+
+    def uncertainties(self, jacobians: dict[str, torch.Tensor],
+                      batch: Batch) -> dict[str, torch.Tensor]:
+        """Predicted standard deviations (see the module docstring) from ``jacobians``."""
+        result = {}
+        for name, jacobian in jacobians.items():
+            head = self.heads[name]
+            variance = head.scale * raw_variances(jacobian, head.inverse).mean(dim=1)  # (G,)
+            result[uncertainty_key(name)] = variance.sqrt()
+            if head.level == "atom":
+                largest = torch.full((batch.n_structures,), 0.0, dtype=variance.dtype,
+                                     device=variance.device)
+                largest = largest.index_reduce(0, batch.structure_index, variance.sqrt(),
+                                               "amax")
+                result[uncertainty_key(name) + "_max"] = largest
+        return result
+
+
+def per_structure_rms(values: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """(S,) the RMS over each structure's atoms of per-atom values (N,)."""
+    sums = scatter_sum(values.to(torch.float64) ** 2, batch.structure_index,
+                       batch.n_structures)
+    return (sums / batch.n_atoms.to(torch.float64)).sqrt()
