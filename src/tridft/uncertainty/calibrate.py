@@ -6,14 +6,17 @@
 For every head LLPR supports (energy, direct forces, polarizability):
 
 1. C = sum over the training structures (atoms, for forces) of J^T J, float64;
-2. for each regulariser s^2 = r * trace(C) / P with r in REGULARIZERS, the raw
-   variances v = J (C + s^2 I)^-1 J^T of every labelled validation component and the
-   scale alpha^2 = mean(error^2 / v) that makes them calibrated on average;
-3. the r with the smallest Gaussian negative log-likelihood of the validation errors
-   is kept, with its alpha^2.
+2. for each regulariser s^2 = r * trace(C) / P with r in REGULARIZERS (and, for the
+   direct forces, each weight w in DISAGREEMENTS of their squared difference d^2 to
+   -dE/dR), the raw variances v = J (C + s^2 I)^-1 J^T (+ w d^2) of every labelled
+   validation component and the scale alpha^2 = mean(error^2 / v) that makes them
+   calibrated on average;
+3. the (r, w) with the smallest Gaussian negative log-likelihood of the validation
+   errors is kept, with its alpha^2.
 
 One forward pass over the training split and one over the validation split, each
-with a few backward passes through the heads' last layers.
+with one backward pass through the model (-dE/dR) and a few through the heads'
+last layers.
 """
 
 from __future__ import annotations
@@ -22,19 +25,25 @@ import logging
 import math
 from typing import Iterator, Sequence
 
-import numpy as np
 import torch
 
 from tridft.data.batch import Batch, collate
 from tridft.data.record import Record
 from tridft.errors import InputError
-from tridft.uncertainty.llpr import (LLPR, HeadCalibration, probe, raw_variances,
-                                     supported_heads)
+from tridft.model.inference import forward_with_jacobians
+from tridft.uncertainty.llpr import (LLPR, PARTNERS, HeadCalibration, raw_variances,
+                                     squared_disagreement, supported_heads)
 
 logger = logging.getLogger(__name__)
 
 # s^2 relative to the mean eigenvalue of C.
 REGULARIZERS = tuple(10.0 ** k for k in range(-10, 1))
+# Weight of the squared disagreement with a partner output, relative to the raw LLPR
+# variance of the same head averaged over the validation components.
+DISAGREEMENTS = (0.0,) + tuple(10.0 ** (k / 2) for k in range(-8, 9))
+# At most this many validation structures enter the fit (their variances are kept in
+# memory for every regulariser); validation splits are already random.
+MAX_VALIDATION = 1000
 
 
 def _batches(model, records: Sequence[Record], batch_size: int) -> Iterator[Batch]:
@@ -44,11 +53,10 @@ def _batches(model, records: Sequence[Record], batch_size: int) -> Iterator[Batc
                       dtype=parameter.dtype).to(parameter.device)
 
 
-def _jacobians_and_outputs(model, batch: Batch, heads: dict):
-    with torch.enable_grad(), probe(model, batch, heads) as jacobian_probe:
-        outputs = model(batch, forces="direct")
-        jacobians = jacobian_probe.jacobians(outputs)
-    return jacobians, {k: v.detach() for k, v in outputs.items()}
+def _jacobians_and_outputs(model, batch: Batch, heads: dict, partners: bool):
+    outputs, jacobians = forward_with_jacobians(model, batch, "both" if partners else "direct",
+                                                False, heads)
+    return jacobians, outputs
 
 
 def label_errors(model, name: str, outputs: dict, batch: Batch):
@@ -71,7 +79,7 @@ def training_covariances(model, records: Sequence[Record], heads: dict,
     sums: dict[str, torch.Tensor] = {}
     counts = dict.fromkeys(heads, 0)
     for batch in _batches(model, records, batch_size):
-        jacobians, _ = _jacobians_and_outputs(model, batch, heads)
+        jacobians, _ = _jacobians_and_outputs(model, batch, heads, partners=False)
         for name, jacobian in jacobians.items():
             block = torch.einsum("gdp,gdq->pq", jacobian, jacobian).cpu()
             sums[name] = block if name not in sums else sums[name] + block
@@ -100,48 +108,79 @@ def fit_uncertainty(model, train: Sequence[Record], validation: Sequence[Record]
     if not train or not validation:
         raise InputError("uncertainty calibration needs training and validation structures")
     heads = supported_heads(model)
+    partners = {name: PARTNERS.get(model.heads[name].kind) for name in heads}
     was_training = model.training
     model.eval()
     try:
         covariances = training_covariances(model, train, heads, batch_size)
         candidates = {name: _inverses(covariance) for name, (covariance, _) in
                       covariances.items()}
-        # Per head and regulariser: sum of error^2 / v, sum of log v, number of components.
-        sums = {name: np.zeros((len(REGULARIZERS), 3)) for name in heads}
-        for batch in _batches(model, validation, batch_size):
-            jacobians, outputs = _jacobians_and_outputs(model, batch, heads)
+        parts = {name: [] for name in heads}  # per batch: raw variances, d^2, errors^2
+        for batch in _batches(model, validation[:MAX_VALIDATION], batch_size):
+            jacobians, outputs = _jacobians_and_outputs(model, batch, heads,
+                                                        any(partners.values()))
             for name, jacobian in jacobians.items():
                 errors, labelled = label_errors(model, name, outputs, batch)
                 labelled = labelled.to(jacobian.device)
                 if not bool(labelled.any()):
                     continue
-                squared = errors[labelled] ** 2
-                for k, (_, inverse) in enumerate(candidates[name]):
-                    v = raw_variances(jacobian[labelled], inverse).clamp_min(1e-300)
-                    sums[name][k] += [float((squared / v).sum()), float(v.log().sum()),
-                                      v.numel()]
+                raw = torch.stack([raw_variances(jacobian[labelled], inverse)
+                                   for _, inverse in candidates[name]])  # (K, G, D)
+                disagreement = torch.zeros(raw.shape[1], dtype=torch.float64)
+                if partners[name] is not None:
+                    disagreement = squared_disagreement(outputs, name, partners[name])
+                    disagreement = disagreement[labelled.cpu()]
+                parts[name].append((raw.cpu(), disagreement.cpu(),
+                                    (errors[labelled] ** 2).cpu()))
     finally:
         model.train(was_training)
 
     calibrated, report = {}, {}
     for name, (paths, level) in heads.items():
-        ratio, log_v, count = sums[name].T
-        if count[0] == 0:
+        if not parts[name]:
             logger.info("uncertainty: no %s labels in the validation data, head left out", name)
             continue
-        scales = ratio / count
-        nll = 0.5 * (1.0 + np.log(scales) + log_v / count + math.log(2 * math.pi))
-        best = int(np.argmin(nll))
-        shift, inverse = candidates[name][best]
+        raw = torch.cat([p[0] for p in parts[name]], dim=1)  # (K, G, D)
+        disagreement = torch.cat([p[1] for p in parts[name]])  # (G,)
+        squared = torch.cat([p[2] for p in parts[name]])  # (G, D)
+        fit = _best_fit(raw, disagreement, squared, partners[name] is not None)
+        k, weight, scale, nll = fit
+        shift, inverse = candidates[name][k]
         calibrated[name] = HeadCalibration(modules=paths, level=level, inverse=inverse,
-                                           scale=float(scales[best]), regularizer=shift)
-        report[name] = {"regularizer_relative": REGULARIZERS[best],
-                        "scale": float(scales[best]), "validation_nll": float(nll[best]),
+                                           scale=scale, regularizer=shift,
+                                           partner=partners[name], disagreement=weight)
+        report[name] = {"regularizer_relative": REGULARIZERS[k], "scale": scale,
+                        "disagreement": weight, "validation_nll": nll,
                         "training_count": covariances[name][1],
-                        "validation_components": int(count[best])}
-        logger.info("uncertainty: %s calibrated (alpha^2 %.3g, regulariser %.0e)", name,
-                    scales[best], REGULARIZERS[best])
+                        "validation_components": int(squared.numel())}
+        logger.info("uncertainty: %s calibrated (alpha^2 %.3g, regulariser %.0e, "
+                    "disagreement weight %.3g)", name, scale, REGULARIZERS[k], weight)
     if not calibrated:
         raise InputError("uncertainty calibration: the validation structures carry none of "
                          "the labels of the model's heads")
     return LLPR(calibrated, report)
+
+
+def _best_fit(raw: torch.Tensor, disagreement: torch.Tensor, squared: torch.Tensor,
+              has_partner: bool) -> tuple[int, float, float, float]:
+    """(regulariser index, disagreement weight, alpha^2, NLL per component) with the
+    smallest Gaussian negative log-likelihood of the errors ``squared`` (G, D).
+
+    raw (K, G, D): LLPR variances per regulariser; disagreement (G,): d^2 per group.
+    """
+    best = None
+    for k in range(raw.shape[0]):
+        relative_to = float(raw[k].mean()) or 1.0
+        for w in DISAGREEMENTS if has_partner else (0.0,):
+            weight = w * relative_to
+            variance = (raw[k] + weight * disagreement[:, None]).clamp_min(1e-300)
+            scale = float((squared / variance).mean())
+            if not math.isfinite(scale) or scale <= 0:
+                continue
+            nll = 0.5 * (1.0 + math.log(scale) + float(variance.log().mean())
+                         + math.log(2 * math.pi))
+            if best is None or nll < best[3]:
+                best = (k, weight, scale, nll)
+    if best is None:
+        raise InputError("uncertainty calibration failed: the validation errors are all zero")
+    return best

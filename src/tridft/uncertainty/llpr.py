@@ -19,6 +19,11 @@ a forward hook; the gradient of each output component with respect to the ghosts
 is J for every structure at once, one backward pass per component (1 for the energy,
 3 for forces, 9 for the polarizability), through the head's last layers only.
 
+The direct forces have a second estimate in the same model, -dE/dR, which the
+Jacobian regulariser pulls towards them; where the two disagree the model is unsure.
+Their squared difference d^2 is added to the LLPR variance with a weight fitted on
+validation (``HeadCalibration``); it costs one backward pass through the model.
+
 Outputs (predicted standard deviations, calibrated), per head name ``h``:
     h_uncertainty            (S,) for structure heads, (N,) per atom for atom heads,
                              the RMS over the output's components, in the output's unit
@@ -44,6 +49,9 @@ LAST_LAYERS: dict[str, tuple[tuple[str, ...], str]] = {
     "direct_forces": (("block2.mix_out",), "atom"),
     "polarizability": (("scalar_out",), "structure"),
 }
+# Head kind -> the output that predicts the same quantity another way: their
+# disagreement joins the variance (a committee of two the model already has).
+PARTNERS: dict[str, str] = {"direct_forces": "conservative_forces"}
 SUFFIX = "_uncertainty"
 FORMAT_VERSION = 1
 
@@ -150,11 +158,16 @@ def raw_variances(jacobian: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor
 class HeadCalibration:
     """The fitted LLPR of one head.
 
-    modules:     paths of the last linear layers in the model
-    level:       "structure" or "atom"
-    inverse:     (P, P) float64, (C + s^2 I)^-1
-    scale:       alpha^2, dimensionless: calibrated variance = scale * raw variance
-    regularizer: s^2, in units of J^2
+    modules:      paths of the last linear layers in the model
+    level:        "structure" or "atom"
+    inverse:      (P, P) float64, (C + s^2 I)^-1
+    scale:        alpha^2, dimensionless
+    regularizer:  s^2, in units of J^2
+    partner:      another output predicting the same quantity (the direct force head's
+                  partner is -dE/dR), or None
+    disagreement: r, weight of the squared difference d^2 to the partner
+
+    variance = scale * (J (C + s^2 I)^-1 J^T + disagreement * d^2), per component.
     """
 
     modules: tuple[str, ...]
@@ -162,10 +175,13 @@ class HeadCalibration:
     inverse: torch.Tensor
     scale: float
     regularizer: float
+    partner: str | None = None
+    disagreement: float = 0.0
 
     def to_dict(self) -> dict:
         return {"modules": list(self.modules), "level": self.level, "inverse": self.inverse.cpu(),
-                "scale": float(self.scale), "regularizer": float(self.regularizer)}
+                "scale": float(self.scale), "regularizer": float(self.regularizer),
+                "partner": self.partner, "disagreement": float(self.disagreement)}
 
 
 class LLPR:
@@ -185,16 +201,27 @@ class LLPR:
                  for name, spec in payload["heads"].items()}
         return cls(heads, payload.get("report", {}))
 
-    def probe(self, model, batch: Batch):
-        return probe(model, batch, {name: (h.modules, h.level) for name, h in self.heads.items()})
+    def probed_layers(self) -> dict[str, tuple[tuple[str, ...], str]]:
+        """What ``probe`` needs: head name -> (module paths, level)."""
+        return {name: (head.modules, head.level) for name, head in self.heads.items()}
 
-    def uncertainties(self, jacobians: dict[str, torch.Tensor],
-                      batch: Batch) -> dict[str, torch.Tensor]:
-        """Predicted standard deviations (see the module docstring) from ``jacobians``."""
+    def partners(self) -> set[str]:
+        """Outputs the uncertainties need besides the heads' own (conservative_forces)."""
+        return {head.partner for head in self.heads.values()
+                if head.partner is not None and head.disagreement > 0}
+
+    def uncertainties(self, jacobians: dict[str, torch.Tensor], batch: Batch,
+                      outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Predicted standard deviations (see the module docstring) from ``jacobians``
+        and, for heads with a partner, the model's ``outputs``."""
         result = {}
         for name, jacobian in jacobians.items():
             head = self.heads[name]
-            variance = head.scale * raw_variances(jacobian, head.inverse).mean(dim=1)  # (G,)
+            raw = raw_variances(jacobian, head.inverse).mean(dim=1)  # (G,)
+            if head.partner is not None and head.disagreement > 0:
+                raw = raw + head.disagreement * squared_disagreement(outputs, name,
+                                                                     head.partner)
+            variance = head.scale * raw
             result[uncertainty_key(name)] = variance.sqrt()
             if head.level == "atom":
                 largest = torch.full((batch.n_structures,), 0.0, dtype=variance.dtype,
@@ -203,6 +230,13 @@ class LLPR:
                                                "amax")
                 result[uncertainty_key(name) + "_max"] = largest
         return result
+
+
+def squared_disagreement(outputs: dict[str, torch.Tensor], name: str,
+                         partner: str) -> torch.Tensor:
+    """(G,) mean over components of (output - partner)^2, float64."""
+    difference = (outputs[name] - outputs[partner]).to(torch.float64)
+    return (difference.reshape(difference.shape[0], -1) ** 2).mean(dim=1)
 
 
 def per_structure_rms(values: torch.Tensor, batch: Batch) -> torch.Tensor:
