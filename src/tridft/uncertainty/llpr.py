@@ -226,8 +226,8 @@ class LLPR:
             if head.level == "atom":
                 largest = torch.full((batch.n_structures,), 0.0, dtype=variance.dtype,
                                      device=variance.device)
-                largest = largest.index_reduce(0, batch.structure_index, variance.sqrt(),
-                                               "amax")
+                largest = largest.scatter_reduce(0, batch.structure_index, variance.sqrt(),
+                                                 reduce="amax")
                 result[uncertainty_key(name) + "_max"] = largest
         return result
 
