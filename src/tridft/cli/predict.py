@@ -5,6 +5,13 @@ internal units: ``energy`` (info, eV), ``forces`` (arrays, eV/Angstrom),
 ``polarizability`` (info, 9 numbers row-major, Angstrom^3) and every further head
 under its own name (``dipole`` in info, e*Angstrom; per-atom heads in arrays).
 Labels in DATA are not copied: the file holds predictions only.
+
+``--stress`` adds ``stress`` (info, 9 numbers row-major, eV/Angstrom^3, ASE's sign:
+pressure = -trace/3) for periodic structures. ``--uncertainty`` adds the model's
+calibrated uncertainties, predicted standard deviations (docs/uncertainty.md):
+``energy_uncertainty`` (info, eV), ``forces_uncertainty`` (arrays, one number per
+atom, eV/Angstrom), ``forces_uncertainty_max`` (info, its largest atom, eV/Angstrom)
+and ``polarizability_uncertainty`` (info, Angstrom^3).
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ def register(subparsers) -> None:
     parser.add_argument("data", metavar="DATA", help="structures (extxyz, ASE .db, ...)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.extxyz",
                         help="where to write the predictions")
+    parser.add_argument("--stress", action="store_true",
+                        help="add the stress of periodic structures (eV/Angstrom^3)")
+    parser.add_argument("--uncertainty", action="store_true",
+                        help="add the calibrated uncertainties of energy, forces and "
+                             "polarizability (one backward pass more per batch)")
     add_model_run_options(parser)
     add_data_options(parser)
     parser.set_defaults(handler=run)
@@ -45,12 +57,13 @@ def run(args: argparse.Namespace) -> int:
     records = read_structures(args.data, keys=keys, units=units)
     domain = DomainCheck.for_model(model, args.data)
     domain.structures(records)
-    predictions = predict(model, records, forces=args.forces, batch_size=args.batch_size)
+    predictions = predict(model, records, forces=args.forces, batch_size=args.batch_size,
+                          stress=args.stress, uncertainty=args.uncertainty)
     domain.predictions(records, predictions)  # refuses NaN and absurd numbers
     domain.report()
     write_predictions(args.output, records, predictions,
                       atom_level={name for name, head in model.heads.items()
-                                  if head.level == "atom"})
+                                  if head.level == "atom"} | {"forces_uncertainty"})
     print(f"predictions for {len(records)} structures written to {args.output}")
     return 0
 

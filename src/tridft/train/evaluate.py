@@ -26,7 +26,9 @@ from ase.data import chemical_symbols
 from tridft.data.batch import collate
 from tridft.data.record import Record
 from tridft.errors import InputError
+from tridft.model.inference import run_model
 from tridft.model.jacobian import consistency_error
+from tridft.uncertainty.llpr import SUFFIX as UNCERTAINTY_SUFFIX
 
 FORCE_SOURCES = ("direct", "conservative")
 
@@ -105,16 +107,22 @@ def check_elements(model, records: Sequence[Record]) -> None:
 
 
 def predict(model, records: Sequence[Record], forces: str | None = None,
-            batch_size: int = 64) -> list[dict[str, np.ndarray | float]]:
+            batch_size: int = 64, stress: bool = False,
+            uncertainty: bool = False) -> list[dict[str, np.ndarray | float]]:
     """One dict per structure: energy (eV, float), forces (n, 3) eV/A from ``forces``
     (default: those the model was trained for), polarizability (3, 3) A^3 and every
-    extra head by name (dipole (3,) e*A, ...).
+    extra head by name (dipole (3,) e*A, ...); with ``stress``, stress (3, 3) eV/A^3
+    for periodic structures; with ``uncertainty``, the calibrated uncertainties
+    (tridft.model.inference: energy_uncertainty, forces_uncertainty (n,), ...).
     """
     forces = _force_source(model, forces)
     results = []
-    for outputs in _per_structure_outputs(model, records, forces, batch_size):
+    for record, outputs in zip(records, _per_structure_outputs(
+            model, records, forces, batch_size, stress=stress, uncertainty=uncertainty)):
         if forces == "conservative":
             outputs[FORCES] = outputs.pop(CONSERVATIVE_FORCES)
+        if not record.is_periodic:
+            outputs.pop("stress", None)  # a molecule has no volume, hence no stress
         if ENERGY in outputs:
             outputs[ENERGY] = float(outputs[ENERGY])
         results.append(outputs)
@@ -190,11 +198,13 @@ def _force_source(model, forces: str | None) -> str:
     return forces
 
 
-def _per_structure_outputs(model, records: Sequence[Record], mode: str,
-                           batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+def _per_structure_outputs(model, records: Sequence[Record], mode: str, batch_size: int,
+                           stress: bool = False,
+                           uncertainty: bool = False) -> Iterator[dict[str, np.ndarray]]:
     """The model's outputs split into one dict of numpy arrays per structure, in order.
 
-    ``mode`` is the model's force mode ("direct", "conservative" or "both").
+    ``mode`` is the model's force mode ("direct", "conservative" or "both"); ``stress``
+    and ``uncertainty`` add those outputs (tridft.model.inference).
     """
     if len(records) == 0:
         raise InputError("no structures to evaluate")
@@ -208,8 +218,12 @@ def _per_structure_outputs(model, records: Sequence[Record], mode: str,
         for start in range(0, len(records), batch_size):
             chunk = records[start:start + batch_size]
             batch = collate(chunk, model.cutoff, dtype=dtype).to(device)
-            with torch.no_grad():  # the model turns gradients back on for -dE/dR only
-                outputs = model(batch, forces=mode)
+            if stress or uncertainty:
+                outputs = run_model(model, batch, forces=mode, stress=stress,
+                                    uncertainty=uncertainty)
+            else:
+                with torch.no_grad():  # the model turns gradients back on for -dE/dR only
+                    outputs = model(batch, forces=mode)
             yield from _split_by_structure(model, outputs, [r.n_atoms for r in chunk])
     finally:
         model.train(was_training)
@@ -243,6 +257,8 @@ def _level(model, name: str) -> str:
     if name in _KNOWN_LEVELS:
         return _KNOWN_LEVELS[name]
     heads = getattr(model, "heads", {})
+    if name.endswith(UNCERTAINTY_SUFFIX):  # the uncertainty of a head has the head's level
+        name = name[:-len(UNCERTAINTY_SUFFIX)]
     return heads[name].level if name in heads else "structure"
 
 

@@ -648,11 +648,27 @@ def _metadata(data: RunData, config: TrainConfig, summary: dict) -> dict:
 
 def _finish_model_file(path: Path, data: RunData, config: TrainConfig,
                        state: ckpt.TrainingProgress, stopped_because: str) -> None:
-    """Add how the run ended to the saved model's training summary."""
+    """Add how the run ended to the saved model's training summary, and calibrate its
+    uncertainty on the training and validation splits."""
     from tridft.model.persistence import load_model
 
     model = load_model(path)
+    model.uncertainty = _calibrated_uncertainty(model, data)
     summary = dict(model.metadata.get("training", {}))
     summary.update({"total_steps": state.step, "total_elapsed_s": round(state.elapsed_s, 1),
                     "best_step": state.best_step, "stopped_because": stopped_because})
     save_model(model, path, metadata={**model.metadata, "training": summary})
+
+
+def _calibrated_uncertainty(model, data: RunData):
+    """The model's LLPR fitted on the run's splits (tridft.uncertainty), or None."""
+    from tridft.uncertainty.calibrate import fit_uncertainty
+
+    if not data.validation:
+        logger.warning("no validation structures: the model gets no uncertainty calibration")
+        return None
+    try:
+        return fit_uncertainty(model, data.train.records, data.validation)
+    except InputError as error:
+        logger.warning("no uncertainty calibration: %s", error)
+        return None
