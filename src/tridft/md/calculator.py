@@ -29,15 +29,22 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
+from ase.stress import full_3x3_to_voigt_6_stress
 
 from tridft.data.batch import collate
 from tridft.data.neighbors import NeighborList, neighbor_list
 from tridft.data.record import Record
 from tridft.errors import InputError
+from tridft.md.uncertainty_watch import UncertaintyWatch
+from tridft.model.inference import STRESS, calibration_of, run_model
 from tridft.model.model import CONSERVATIVE_FORCES, ENERGY, FORCES, TriDFTModel
 from tridft.model.persistence import load_model
 
 logger = logging.getLogger(__name__)
+
+# Results of the calibrated uncertainty (tridft.uncertainty.llpr), when asked for.
+UNCERTAINTY_RESULTS = ["energy_uncertainty", "forces_uncertainty", "forces_uncertainty_max",
+                       "polarizability_uncertainty"]
 
 FORCE_SOURCES = ("direct", "conservative")
 # Model outputs that are not properties of the structure.
@@ -98,15 +105,26 @@ class TriDFTCalculator(Calculator):
     device:        torch device to evaluate on.
     dtype:         torch dtype of the evaluation (default: the model's own).
     skin:          Angstrom added to the cutoff of the reused neighbour list.
+    uncertainty:   add the calibrated uncertainties to the results (the model must
+                   carry a calibration; costs one backward pass per evaluation).
+    uncertainty_limit, on_uncertainty: watch forces_uncertainty_max (eV/Angstrom) and
+                   "warn" or "stop" (UncertaintyExceeded) above the limit; implies
+                   ``uncertainty`` (tridft.md.uncertainty_watch).
 
     Results (ASE units are tridft's internal units: eV, Angstrom, e*Angstrom, Angstrom^3):
     energy, free_energy (the same number), forces (n, 3), polarizability (3, 3),
-    and every further head of the model under its name.
+    and every further head of the model under its name; stress (6, Voigt order xx yy
+    zz yz xz xy, eV/Angstrom^3, zero for a molecule) when asked for (atoms.get_stress());
+    with ``uncertainty``: energy_uncertainty (eV), forces_uncertainty (n,) and
+    forces_uncertainty_max (eV/Angstrom), polarizability_uncertainty (Angstrom^3),
+    predicted standard deviations (tridft.uncertainty.llpr).
     """
 
     def __init__(self, model_or_path: TriDFTModel | str | os.PathLike, forces: str = "direct",
                  device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
-                 skin: float = 0.5, **kwargs):
+                 skin: float = 0.5, uncertainty: bool = False,
+                 uncertainty_limit: float | None = None, on_uncertainty: str = "warn",
+                 **kwargs):
         super().__init__(**kwargs)
         if forces not in FORCE_SOURCES:
             raise InputError(f"forces must be one of {', '.join(FORCE_SOURCES)}, not '{forces}'")
@@ -128,6 +146,15 @@ class TriDFTCalculator(Calculator):
         # Results with one row per atom (the rest are per structure).
         self.per_atom_properties = ["forces"] + [name for name in extra
                                                  if model.heads[name].level == "atom"]
+        self.watch = None if uncertainty_limit is None \
+            else UncertaintyWatch(uncertainty_limit, on_uncertainty)
+        self.uncertainty = bool(uncertainty) or self.watch is not None
+        if self.uncertainty:
+            calibration_of(self.model)  # UncertaintyUnavailable now, not at the first step
+            self.implemented_properties += UNCERTAINTY_RESULTS
+            self.per_atom_properties.append("forces_uncertainty")
+        self.implemented_properties.append("stress")
+        self._stress_asked = False  # once asked (NPT, cell relaxation), always computed
 
     @property
     def elements(self) -> list[int]:
@@ -141,8 +168,11 @@ class TriDFTCalculator(Calculator):
         batch = collate([record], self.model.cutoff,
                         neighbor_lists=[self.neighbors.get(record)],
                         dtype=self.dtype).to(self.device)
-        with torch.no_grad():  # the model enables gradients itself for conservative forces
-            outputs = self.model(batch, forces=self.force_source)
+        self._stress_asked |= "stress" in properties
+        periodic = record.cell is not None
+        outputs = run_model(self.model, batch, forces=self.force_source,
+                            stress=self._stress_asked and periodic,
+                            uncertainty=self.uncertainty)
         forces_key = FORCES if self.force_source == "direct" else CONSERVATIVE_FORCES
 
         energy = float(outputs[ENERGY].detach()[0])
@@ -154,6 +184,16 @@ class TriDFTCalculator(Calculator):
             value = _numpy(outputs[name])
             # Structure-level outputs are (S, ...) with S = 1; atom-level are (n, ...).
             self.results[name] = value if head.level == "atom" else value[0]
+        if self._stress_asked:
+            self.results["stress"] = full_3x3_to_voigt_6_stress(_numpy(outputs[STRESS][0])) \
+                if periodic else np.zeros(6)
+        if self.uncertainty:
+            for name in UNCERTAINTY_RESULTS:
+                if name in outputs:
+                    value = _numpy(outputs[name])
+                    self.results[name] = value if name == "forces_uncertainty" else value[0]
+        if self.watch is not None:
+            self.watch.check(self.results)
 
     def _check_elements(self, numbers: np.ndarray) -> None:
         known = self.model.elements
