@@ -134,9 +134,13 @@ def _check_name(path: Path, name: str) -> None:
     if "\0" in str(path):
         raise TriDFTError(f"{name}: the path contains a NUL character")
     longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
-    if longest > NAME_MAX or len(os.fsencode(str(path))) > PATH_MAX:
-        raise TriDFTError(f"{name}: the path is too long for the file system (a name of "
-                          f"{longest} bytes, at most {NAME_MAX}); use a shorter one")
+    if longest > NAME_MAX:
+        raise TriDFTError(f"{name}: a name in the path is too long for the file system "
+                          f"({longest} bytes, at most {NAME_MAX}); use a shorter one")
+    if len(os.fsencode(str(path))) > PATH_MAX:
+        raise TriDFTError(f"{name}: the path is too long for the file system "
+                          f"({len(os.fsencode(str(path)))} bytes, at most {PATH_MAX}); "
+                          "use a shorter one")
     try:
         os.stat(path)
     except FileNotFoundError:

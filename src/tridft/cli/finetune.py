@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from tridft.data.options import parse_pairs, parse_units
     from tridft.errors import ConfigError
     from tridft.model.persistence import load_model
+    from tridft.outputs import check_outputs
     from tridft.transfer.finetune import (FinetuneOptions, check_new_head_name, finetune,
                                           read_labels, save_finetuned)
 
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--keys: only the new property '{args.property}' can be mapped, "
                           f"not '{unknown[0]}'")
     units = parse_units(args.units)
+    check_outputs({"-o": args.output}, inputs={"MODEL": args.model, "DATA": args.data})
 
     model = load_model(args.model)
     check_new_head_name(model, args.property)

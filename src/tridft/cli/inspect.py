@@ -39,9 +39,16 @@ def run(args: argparse.Namespace) -> int:
     from tridft.data.options import parse_units
     from tridft.errors import InputError
     from tridft.model.persistence import load_model
+    from pathlib import Path
+
+    from tridft.outputs import check_outputs
     from tridft.transfer.inspect import atomic_contributions, inspect_latent, write_inspection
 
     units = parse_units(args.units)
+    prefix = Path(args.output)
+    check_outputs({f"-o ({suffix})": prefix.with_name(prefix.name + suffix)
+                   for suffix in (".json", ".png", "_atoms.extxyz")},
+                  inputs={"MODEL": args.model, "DATA": args.data})
     model = load_model(args.model)
     geometry_only = KeyMap(energy=None, forces=None, polarizability=None, dipole=None)
     records = read_structures(args.data, keys=geometry_only, units=units)

@@ -102,8 +102,10 @@ def settings_from_args(args: argparse.Namespace) -> LabelSettings:
 
 def run(args: argparse.Namespace) -> int:
     from tridft.label.runner import label_file
+    from tridft.outputs import check_outputs
 
     settings = settings_from_args(args)
+    check_outputs({"-o": args.output}, inputs={"STRUCTURES": args.structures})
     summary = label_file(args.structures, args.output, settings, workers=args.workers,
                          scheduler=args.scheduler, progress=args.progress)
     print(format_summary(summary, settings))

@@ -59,9 +59,9 @@ def register(subparsers) -> None:
     parser.add_argument("--interval", type=positive_int, default=2, metavar="K",
                         help="write every K-th step (default: 2; the spectrum reaches up to "
                              "1 / (2 K timestep): 16678 cm^-1 at K = 2 and 0.5 fs)")
-    parser.add_argument("--forces", choices=("direct", "conservative"), default="direct",
+    parser.add_argument("--forces", choices=("direct", "conservative"), default=None,
                         help="direct force head (fast) or -dE/dR (conserves energy) "
-                             "(default: direct)")
+                             "(default: the forces the model was trained for)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--threads", type=positive_int, default=1,
@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from tridft.errors import InputError
     from tridft.md.calculator import TriDFTCalculator
     from tridft.md.dynamics import MDSettings, run_md
+    from tridft.data.domain import DomainCheck
+    from tridft.outputs import check_outputs
 
+    check_outputs({"-o": args.output}, inputs={"MODEL": args.model, "STRUCTURE": args.structure})
     torch.set_num_threads(args.threads)
     settings = MDSettings(ensemble=args.ensemble, temperature_K=args.temperature,
                           timestep_fs=args.timestep, steps=args.steps,
@@ -92,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     atoms = ase.Atoms(numbers=record.numbers, positions=record.positions, cell=record.cell,
                       pbc=record.pbc)
     atoms.calc = TriDFTCalculator(args.model, forces=args.forces, device=args.device)
+    args.forces = atoms.calc.force_source
+    DomainCheck(atoms.calc.domain.domain, args.structure).structure(record, args.index)
 
     summary = run_md(atoms, settings, args.output, progress=not args.no_progress)
     print(f"{settings.ensemble.upper()} {settings.temperature_K:g} K, "

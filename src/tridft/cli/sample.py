@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     from tridft.files import atomic_output
     from tridft.label import sampling
+    from tridft.outputs import check_outputs
 
+    check_outputs({"-o": args.output}, inputs={"MOLECULE": args.molecule, "--model": args.model})
     molecule = sampling.load_molecule(args.molecule, index=args.index)
     if args.model:
         samples = sampling.langevin_snapshots(

@@ -53,7 +53,15 @@ def run(args: argparse.Namespace) -> int:
     from tridft.errors import InputError
     from tridft.md import spectra as sp
     from tridft.md.trajectory import read_trajectory, series
+    from tridft.outputs import check_outputs
 
+    trajectory = Path(args.trajectory)
+    prefix = Path(args.output) if args.output else trajectory.with_name(
+        trajectory.stem + "_spectrum")
+    csv_path = prefix.with_name(prefix.name + ".csv")
+    png_path = prefix.with_name(prefix.name + ".png")
+    check_outputs({"-o (csv)": csv_path, "-o (png)": png_path},
+                  inputs={"TRAJ": args.trajectory})
     frames = read_trajectory(args.trajectory)
     if args.skip:
         time_fs = series(frames, "time_fs", path=args.trajectory)
@@ -69,11 +77,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: frames are too far apart to see above {nyquist:.0f} cm^-1 "
               f"(write them more often with tridft md --interval)")
 
-    trajectory = Path(args.trajectory)
-    prefix = Path(args.output) if args.output else trajectory.with_name(
-        trajectory.stem + "_spectrum")
-    csv_path = prefix.with_name(prefix.name + ".csv")
-    png_path = prefix.with_name(prefix.name + ".png")
     raman_peaks = sp.find_peaks(result.frequency_cm1, result.raman_total, top=args.peaks,
                                 max_cm1=args.max_freq)
     sp.write_csv(result, csv_path, max_cm1=args.max_freq)

@@ -194,7 +194,7 @@ class DomainCheck:
     def __init__(self, domain: Domain | None, source: str | None, elements=()):
         self.domain = domain
         self.source = source
-        self.elements = list(domain.elements if domain is not None else elements)
+        self.elements = [int(z) for z in (domain.elements if domain is not None else elements)]
         self.table = domain.shortest_table() if domain is not None else None
         self.outside: dict[int, set[str]] = {}  # structure -> categories
         self.examples: dict[str, str] = {}  # category -> the most telling detail
@@ -221,6 +221,13 @@ class DomainCheck:
         ``pairs``: its neighbour list (any cutoff at least the model's), if at hand.
         """
         self.checked += 1
+        unknown = sorted(set(int(z) for z in record.numbers) - set(self.elements)) \
+            if self.elements else []
+        if unknown:
+            names = ", ".join(chemical_symbols[z] for z in unknown)
+            raise self._error(f"element {names} is unknown to the model, which was trained on "
+                              f"{', '.join(chemical_symbols[z] for z in self.elements)}",
+                              index, "numbers")
         domain = self.domain
         if domain is None:
             return set()
@@ -329,14 +336,18 @@ class DomainCheck:
             return 0
         counts = {category: sum(category in found for found in self.outside.values())
                   for category in _REASONS}
-        parts = [f"{count} with {_REASONS[category]}"
-                 + (f" ({self.examples[category]})" if self.examples.get(category) else "")
+        parts = [f"{count} with {self.describe({category})}"
                  for category, count in counts.items() if count]
         logger.warning("%s: %d of %d structures lie outside the training domain of the model, "
                        "so their predictions are extrapolations: %s", self.source or "input",
                        len(self.outside), max(self.checked, len(self.outside)),
                        "; ".join(parts))
         return len(self.outside)
+
+    def describe(self, categories: set[str]) -> str:
+        """'atoms closer than in training (C-H 0.8 Angstrom, ...); ...' for ``categories``."""
+        return "; ".join(_REASONS[c] + (f" ({self.examples[c]})" if self.examples.get(c) else "")
+                         for c in _REASONS if c in categories)
 
     @property
     def n_outside(self) -> int:

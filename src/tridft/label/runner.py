@@ -264,7 +264,7 @@ class AppendLog:
 
 
 def frame_text(job: Job, labels: dict) -> str:
-    """One extxyz frame (text) for a labelled job; keys as in DESIGN.md.
+    """One extxyz frame (text) for a labelled job, with the keys tridft reads by default (KeyMap).
 
     info: energy (eV), polarizability (9 numbers row-major, Angstrom^3), dipole (3,
     e*Angstrom), level_of_theory, program, wall_time_s, source_index, label_key,

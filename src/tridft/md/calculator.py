@@ -32,13 +32,15 @@ from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from tridft.data.batch import collate
+from tridft.data.domain import DomainCheck
 from tridft.data.neighbors import NeighborList, neighbor_list
 from tridft.data.record import Record
+from tridft.devices import check_device
 from tridft.errors import InputError
 from tridft.md.uncertainty_watch import UncertaintyWatch
 from tridft.model.inference import STRESS, calibration_of, run_model
 from tridft.model.model import CONSERVATIVE_FORCES, ENERGY, FORCES, TriDFTModel
-from tridft.model.persistence import load_model
+from tridft.model.persistence import load_model, trained_force_source
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +103,8 @@ class TriDFTCalculator(Calculator):
                    and leaves the caller's model untouched.
     forces:        "direct" (the force head, no backward pass: fast) or
                    "conservative" (-dE/dR by autograd: exactly the gradient of the
-                   energy, so NVE dynamics conserves energy).
+                   energy, so NVE dynamics conserves energy); default: the forces
+                   the model was trained for.
     device:        torch device to evaluate on.
     dtype:         torch dtype of the evaluation (default: the model's own).
     skin:          Angstrom added to the cutoff of the reused neighbour list.
@@ -120,7 +123,7 @@ class TriDFTCalculator(Calculator):
     predicted standard deviations (tridft.uncertainty.llpr).
     """
 
-    def __init__(self, model_or_path: TriDFTModel | str | os.PathLike, forces: str = "direct",
+    def __init__(self, model_or_path: TriDFTModel | str | os.PathLike, forces: str | None = None,
                  device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
                  skin: float = 0.5, uncertainty: bool = False,
                  uncertainty_limit: float | None = None, on_uncertainty: str = "warn",
@@ -135,10 +138,13 @@ class TriDFTCalculator(Calculator):
         else:
             raise InputError(f"expected a TriDFTModel or the path of a saved model, "
                              f"got {type(model_or_path).__name__}")
-        self.device = torch.device(device)
+        self.device = check_device(device, "device")
         self.dtype = dtype or next(model.parameters()).dtype
         self.model = _ready_for_evaluation(model, self.device, self.dtype)
-        self.force_source = forces
+        self.force_source = forces or trained_force_source(model)
+        # Refuses what the model cannot describe; warns once when leaving its domain.
+        self.domain = DomainCheck.for_model(model, source=None)
+        self._domain_warned = False
         self.neighbors = SkinNeighborList(model.cutoff, skin)
         extra = [name for name in model.heads if name not in (ENERGY, FORCES)]
         # An instance attribute: which properties exist depends on the model's heads.
@@ -165,8 +171,9 @@ class TriDFTCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         record = atoms_to_geometry(self.atoms)
         self._check_elements(record.numbers)
-        batch = collate([record], self.model.cutoff,
-                        neighbor_lists=[self.neighbors.get(record)],
+        pairs = self.neighbors.get(record)
+        outside = self.domain.structure(record, pairs=pairs)
+        batch = collate([record], self.model.cutoff, neighbor_lists=[pairs],
                         dtype=self.dtype).to(self.device)
         self._stress_asked |= "stress" in properties
         periodic = record.cell is not None
@@ -194,6 +201,12 @@ class TriDFTCalculator(Calculator):
                     self.results[name] = value if name == "forces_uncertainty" else value[0]
         if self.watch is not None:
             self.watch.check(self.results)
+        outside |= self.domain.prediction(record, self.results)  # NaN, 1e31: InputError
+        if outside and not self._domain_warned:
+            self._domain_warned = True
+            logger.warning("the structure has left the training domain of the model (%s): "
+                           "its results are extrapolations (reported once)",
+                           self.domain.describe(outside))
 
     def _check_elements(self, numbers: np.ndarray) -> None:
         known = self.model.elements

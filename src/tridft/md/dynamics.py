@@ -28,6 +28,7 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 
 from tridft.errors import InputError
+from tridft.md.guard import BlowUpGuard
 from tridft.md.trajectory import TrajectoryWriter
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,7 @@ def run_md(atoms: ase.Atoms, settings: MDSettings, trajectory: str | os.PathLike
             step = integrator.nsteps
             potential = atoms.get_potential_energy()
             kinetic = atoms.get_kinetic_energy()
+            guard.check(step, potential, kinetic, atoms.get_temperature())  # before writing
             time_fs = step * settings.timestep_fs
             times.append(time_fs)
             totals.append(potential + kinetic)
@@ -181,6 +183,7 @@ def run_md(atoms: ase.Atoms, settings: MDSettings, trajectory: str | os.PathLike
             if bar is not None and step > 0:
                 bar.update(1)
 
+        guard = BlowUpGuard(settings.temperature_K, len(atoms), str(trajectory))
         integrator.attach(observe, interval=1)
         start, start_cpu = time.perf_counter(), time.process_time()
         try:

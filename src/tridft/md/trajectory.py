@@ -75,8 +75,12 @@ class TrajectoryWriter:
         ase.io.write(text, frame, format="extxyz")
         data = text.getvalue().encode()
         written = 0
-        while written < len(data):  # os.write may write less than asked (signals, pipes)
-            written += os.write(self._fd, data[written:])
+        try:
+            while written < len(data):  # os.write may write less than asked (signals, pipes)
+                written += os.write(self._fd, data[written:])
+        except OSError as error:  # the disk is full, ...: the frames before stay whole
+            raise TriDFTError(f"{self.path}: cannot write frame {self.frames_written} "
+                              f"({error.strerror or error})") from None
         self.frames_written += 1
         if time.monotonic() - self._last_sync >= self.sync_interval_s:
             self.sync()
@@ -171,7 +175,8 @@ def frame_value(atoms: ase.Atoms, key: str):
 
 def series(frames: list[ase.Atoms], key: str, shape: tuple[int, ...] | None = None,
            path: str = "trajectory") -> np.ndarray:
-    """(T, *shape) the value of ``key`` in every frame; InputError if a frame lacks it."""
+    """(T, *shape) the value of ``key`` in every frame; InputError if a frame lacks it
+    or holds a NaN or infinity there."""
     values = []
     for index, atoms in enumerate(frames):
         value = frame_value(atoms, key)
@@ -180,6 +185,11 @@ def series(frames: list[ase.Atoms], key: str, shape: tuple[int, ...] | None = No
         array = np.asarray(value, dtype=np.float64)
         if shape is not None:
             array = array.reshape(shape)
+        if not np.all(np.isfinite(array)):
+            bad = "NaN" if np.isnan(array).any() else "an infinite value"
+            raise InputError(f"{bad} in the frame: the dynamics blew up there; only the "
+                             f"frames before it can be used", path=path, index=index,
+                             field=key)
         values.append(array)
     return np.stack(values)
 

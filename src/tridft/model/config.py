@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationInfo, field_validator,
+                      model_validator)
 
 
-class ModelConfig(BaseModel):
+def _allows_bool(annotation) -> bool:
+    return annotation is bool or any(_allows_bool(arg) for arg in get_args(annotation))
+
+
+class NoBooleanNumbers(BaseModel):
+    """YAML's true/false is not a number: pydantic would read ``max_steps: true`` as 1."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, value, info: ValidationInfo):
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, dict) and get_origin(annotation) is dict:  # a mapping to numbers
+            value_type = get_args(annotation)[1]
+            for key, item in value.items():
+                if isinstance(item, bool) and not _allows_bool(value_type):
+                    raise ValueError(f"{key}: expected a number, not {str(item).lower()}")
+        elif isinstance(value, bool) and not _allows_bool(annotation):
+            raise ValueError(f"expected a number, not {str(value).lower()}")
+        return value
+
+
+class ModelConfig(NoBooleanNumbers):
     """Architecture of a tridft model.
 
     >>> ModelConfig(features=32).layers

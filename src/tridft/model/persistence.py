@@ -86,6 +86,8 @@ def atomic_torch_save(payload: dict, path: str | os.PathLike) -> None:
 def safe_torch_load(path: str | os.PathLike, map_location="cpu") -> dict:
     """torch.load with weights_only=True and one-line errors for missing or unsafe files."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a model file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     if not _looks_like_torch_file(path):
@@ -102,7 +104,9 @@ def safe_torch_load(path: str | os.PathLike, map_location="cpu") -> dict:
                               f"other than tensors and plain data (found {culprit.group(1)})") \
             from None
     except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"{path}: cannot read the file ({error})") from None
+        detail = " ".join(str(error).split()).split(". ")[0][:160]  # torch's first sentence
+        raise CheckpointError(f"{path}: cannot read the file: damaged or truncated "
+                              f"({detail})") from None
     except (KeyError, ValueError, IndexError, TypeError):
         # What the unpickler raises on bytes that are not a torch file at all.
         raise CheckpointError(f"{path}: not a PyTorch file (damaged, or another format)") \

@@ -30,10 +30,10 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
                       model_validator)
 
 from tridft.errors import ConfigError
-from tridft.model.config import ModelConfig
+from tridft.model.config import ModelConfig, NoBooleanNumbers
 
 
-class _Section(BaseModel):
+class _Section(NoBooleanNumbers):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -188,6 +188,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     values: Any = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a configuration file")
         if not path.is_file():
             raise ConfigError(f"{path}: no such configuration file")
         try:

@@ -30,7 +30,7 @@ from tridft.data.dataset import GraphDataset
 from tridft.data.domain import Domain
 from tridft.data.io import bundled_dataset_path, read_structures
 from tridft.data.options import keys_from_mapping, units_from_mapping
-from tridft.data.record import Record
+from tridft.data.record import LABELS, Record
 from tridft.data.splits import Splits, make_splits
 from tridft.data.stats import DatasetStats
 from tridft.errors import CheckpointError, ConfigError, InputError, TriDFTError
@@ -117,7 +117,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
     run_dir = Path(config.run_dir)
     checkpoint_path = run_dir / ckpt.CHECKPOINT_NAME
     resume = _should_resume(run_dir, checkpoint_path, resume)
-    _on_rank_zero(context, check_run_dir, run_dir, resume, overwrite)  # before reading data
+    _on_rank_zero(context, _check_run_dir, config, resume, overwrite)  # before reading data
     if training.num_threads:
         torch.set_num_threads(training.num_threads)
     torch.manual_seed(training.seed)  # the model's initial weights
@@ -127,17 +127,18 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
 
     # ---- data: read, split, statistics of the training split -----------------------------
     data = load_data(config, run_dir, resume)
-    _on_rank_zero(context, _lock_run_dir, lock, run_dir, resume, overwrite, data.sources)
+
+    # ---- model, losses, balancing, optimizer, schedule, weight average ------------------------
+    model = build_model(config.model, data.stats).to(device)
+    tasks = _check_tasks(config, model, data)
+    # Nothing is written before the data and the tasks are known to be usable.
+    _on_rank_zero(context, _lock_run_dir, lock, run_dir, resume, overwrite)
     if not resume:
         _clear_run_dir(run_dir, context)
     if context.is_main:
         write_text_atomic(run_dir / "config.yaml", config.to_yaml())
         data.splits.save(run_dir / "split.json")
         write_json_atomic(run_dir / "stats.json", data.stats.to_dict())
-
-    # ---- model, losses, balancing, optimizer, schedule, weight average ------------------------
-    model = build_model(config.model, data.stats).to(device)
-    tasks = _check_tasks(config, model, data)
     context.broadcast_parameters(model)
     objective = build_objective(config.loss, data.stats, training.force_source,
                                 extra_scales=_extra_scales(tasks, data.train.records),
@@ -360,9 +361,10 @@ def load_data(config: TrainConfig, run_dir: Path, resume: bool) -> RunData:
 
 def _check_labels(config: TrainConfig, records: list[Record], path: Path) -> None:
     """InputError when no training structure carries a label that the loss trains."""
-    tasks = config.loss.tasks()
     labels = {"conservative_forces": "forces"}  # tasks supervised by another task's label
-    if not any(r.has(labels.get(task, task)) for r in records for task in tasks):
+    known = set(LABELS) | set(labels) | {n for r in records for n in (*r.extra, *r.atom_extra)}
+    tasks = [task for task in config.loss.tasks() if task in known]  # others: _check_tasks
+    if tasks and not any(r.has(labels.get(task, task)) for r in records for task in tasks):
         raise InputError(f"no training structure carries a label the loss trains "
                          f"({', '.join(tasks)}): nothing to learn. Name the labels of the "
                          f"file with data.keys (e.g. energy: potential)", path=str(path),
@@ -417,11 +419,16 @@ def _should_resume(run_dir: Path, checkpoint_path: Path, resume: bool) -> bool:
     return False
 
 
-def _lock_run_dir(lock: RunDirLock, run_dir: Path, resume: bool, overwrite: bool,
-                  sources: dict) -> None:
+def _check_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> None:
+    """run_dir usable as asked, and none of the data files one that the run writes."""
+    check_run_dir(config.run_dir, resume, overwrite)
+    inputs = {f"data.{k}": getattr(config.data, k) for k in ("train", "validation", "test")}
+    check_not_inside(config.run_dir, list(RUN_FILES), inputs)
+
+
+def _lock_run_dir(lock: RunDirLock, run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Lock run_dir (creating it), then check again what is in it: another trainer may
     have come between the first check and the lock."""
-    check_not_inside(run_dir, list(RUN_FILES), {f"data.{k}": v for k, v in sources.items()})
     lock.acquire()
     check_run_dir(run_dir, resume, overwrite, locked=True)
 
