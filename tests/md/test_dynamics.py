@@ -109,6 +109,6 @@ def test_bad_settings_are_clear_errors():
     from tridft.errors import InputError
 
     with pytest.raises(InputError, match="ensemble"):
-        MDSettings(ensemble="npt")
+        MDSettings(ensemble="nph")
     with pytest.raises(InputError, match="timestep_fs must be positive"):
         MDSettings(timestep_fs=0)

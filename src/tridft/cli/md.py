@@ -1,9 +1,13 @@
 """``tridft md MODEL STRUCTURE -o TRAJ.extxyz``: molecular dynamics with a trained model.
 
-NVE (velocity Verlet) or NVT (Langevin) from Maxwell-Boltzmann velocities; every
+NVE (velocity Verlet), NVT (Langevin) or, for periodic cells, NPT (a Berendsen or MTK
+barostat on the model's stress) from Maxwell-Boltzmann velocities; every
 ``--interval`` steps a frame with energy, forces, polarizability (and dipole, and
-any further head) is appended to the trajectory, which stays readable if the run is
-killed. Ends with a summary: speed, mean temperature, total-energy drift.
+any further head; stress, pressure_bar and volume_A3 in NPT; the uncertainties with
+``--uncertainty``) is appended to the trajectory, which stays readable if the run is
+killed. Ends with a summary: speed, mean temperature, total-energy drift (mean
+pressure and volume in NPT). ``--uncertainty-limit`` warns or stops (``--on-uncertainty``)
+when the predicted force uncertainty of an atom passes the limit.
 """
 
 from __future__ import annotations
@@ -35,9 +39,9 @@ def positive_float(text: str) -> float:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "md", help="molecular dynamics with a trained model (ASE), written to extxyz",
-        description="Run NVE or NVT (Langevin) molecular dynamics of STRUCTURE with MODEL and "
-                    "write energy, forces, polarizability (and dipole) of every --interval-th "
-                    "step to an extxyz trajectory, for `tridft spectrum`.")
+        description="Run NVE, NVT (Langevin) or NPT molecular dynamics of STRUCTURE with MODEL "
+                    "and write energy, forces, polarizability (and dipole) of every "
+                    "--interval-th step to an extxyz trajectory, for `tridft spectrum`.")
     parser.add_argument("model", metavar="MODEL", help="model file (model.pt of a run)")
     parser.add_argument("structure", metavar="STRUCTURE",
                         help="starting structure (extxyz, xyz, ASE .db, ...)")
@@ -45,8 +49,9 @@ def register(subparsers) -> None:
                         help="trajectory to write (replaced if it exists)")
     parser.add_argument("--index", type=int, default=0,
                         help="which structure of STRUCTURE to start from (default: 0)")
-    parser.add_argument("--ensemble", choices=("nve", "nvt"), default="nvt",
-                        help="nve: velocity Verlet; nvt: Langevin thermostat (default: nvt)")
+    parser.add_argument("--ensemble", choices=("nve", "nvt", "npt"), default="nvt",
+                        help="nve: velocity Verlet; nvt: Langevin thermostat; npt: barostat "
+                             "and thermostat, periodic cells only (default: nvt)")
     parser.add_argument("--temperature", type=non_negative_float, default=300.0, metavar="K",
                         help="initial and thermostat temperature in K (default: 300)")
     parser.add_argument("--timestep", type=positive_float, default=0.5, metavar="FS",
@@ -56,6 +61,27 @@ def register(subparsers) -> None:
     parser.add_argument("--friction", type=non_negative_float, default=0.01, metavar="PER_FS",
                         help="Langevin friction in 1/fs (default: 0.01; it broadens spectral "
                              "lines by ~5300 cm^-1 x friction)")
+    parser.add_argument("--pressure", type=float, default=1.0, metavar="BAR",
+                        help="NPT target pressure in bar (default: 1)")
+    parser.add_argument("--barostat", choices=("berendsen", "mtk"), default="berendsen",
+                        help="NPT: berendsen (robust weak coupling) or mtk (Martyna-Tobias-"
+                             "Klein, samples NPT; use --forces conservative) "
+                             "(default: berendsen)")
+    parser.add_argument("--barostat-time", type=positive_float, default=1000.0, metavar="FS",
+                        help="NPT: relaxation time of the volume in fs (default: 1000)")
+    parser.add_argument("--compressibility", type=positive_float, default=4.57e-5,
+                        metavar="PER_BAR",
+                        help="NPT Berendsen: compressibility of the material in 1/bar "
+                             "(default: 4.57e-5, water)")
+    parser.add_argument("--uncertainty", action="store_true",
+                        help="write the model's calibrated uncertainties to every frame")
+    parser.add_argument("--uncertainty-limit", type=positive_float, default=None,
+                        metavar="EV_PER_A",
+                        help="watch the largest predicted force uncertainty of an atom "
+                             "(eV/A) and act on --on-uncertainty above it")
+    parser.add_argument("--on-uncertainty", choices=("warn", "stop"), default="warn",
+                        help="above --uncertainty-limit: warn once and count, or stop the run "
+                             "(default: warn)")
     parser.add_argument("--interval", type=positive_int, default=2, metavar="K",
                         help="write every K-th step (default: 2; the spectrum reaches up to "
                              "1 / (2 K timestep): 16678 cm^-1 at K = 2 and 0.5 fs)")
@@ -78,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from tridft.errors import InputError
     from tridft.md.calculator import TriDFTCalculator
     from tridft.md.dynamics import MDSettings, run_md
+    from tridft.md.npt import Barostat
     from tridft.data.domain import DomainCheck
     from tridft.outputs import check_outputs
 
@@ -85,7 +112,11 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     settings = MDSettings(ensemble=args.ensemble, temperature_K=args.temperature,
                           timestep_fs=args.timestep, steps=args.steps,
-                          friction_per_fs=args.friction, interval=args.interval, seed=args.seed)
+                          friction_per_fs=args.friction, interval=args.interval, seed=args.seed,
+                          barostat=Barostat(pressure_bar=args.pressure, kind=args.barostat,
+                                            coupling_fs=args.barostat_time,
+                                            compressibility_per_bar=args.compressibility)
+                          if args.ensemble == "npt" else None)
     no_labels = KeyMap(energy=None, forces=None, polarizability=None, dipole=None)
     records = read_structures(args.structure, keys=no_labels)
     if not -len(records) <= args.index < len(records):
@@ -94,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
     record = records[args.index]
     atoms = ase.Atoms(numbers=record.numbers, positions=record.positions, cell=record.cell,
                       pbc=record.pbc)
-    atoms.calc = TriDFTCalculator(args.model, forces=args.forces, device=args.device)
+    atoms.calc = TriDFTCalculator(args.model, forces=args.forces, device=args.device,
+                                  uncertainty=args.uncertainty,
+                                  uncertainty_limit=args.uncertainty_limit,
+                                  on_uncertainty=args.on_uncertainty)
     args.forces = atoms.calc.force_source
     DomainCheck(atoms.calc.domain.domain, args.structure).structure(record, args.index)
 
@@ -104,4 +138,6 @@ def run(args: argparse.Namespace) -> int:
           f"trajectory written to {args.output}")
     for line in summary.lines():
         print(f"  {line}")
+    if atoms.calc.watch is not None:
+        print(f"  {atoms.calc.watch.summary()}")
     return 0

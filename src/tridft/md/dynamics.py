@@ -1,4 +1,5 @@
-"""Molecular dynamics with ASE: NVE (velocity Verlet) or NVT (Langevin), written to extxyz.
+"""Molecular dynamics with ASE: NVE (velocity Verlet), NVT (Langevin) or NPT (tridft.md.npt),
+written to extxyz.
 
     summary = run_md(atoms_with_calculator, MDSettings(ensemble="nvt", steps=2000), "md.extxyz")
 
@@ -6,7 +7,8 @@ Every ``interval`` steps one frame is appended to the trajectory (see
 tridft.md.trajectory): geometry, forces, energy, polarizability, every further
 structure-level result of the calculator (``dipole`` ...), velocities, and the
 bookkeeping ``time_fs``, ``step``, ``kinetic_energy``, ``total_energy`` (eV) and
-``temperature_K``. The total energy of every step (not only written ones) feeds the
+``temperature_K`` (with a stress in the results, as in NPT: ``pressure_bar`` and
+``volume_A3``). The total energy of every step (not only written ones) feeds the
 drift estimate of the summary.
 """
 
@@ -29,11 +31,12 @@ from ase.md.verlet import VelocityVerlet
 
 from tridft.errors import InputError
 from tridft.md.guard import BlowUpGuard
+from tridft.md.npt import Barostat, make_npt_integrator, pressure_bar
 from tridft.md.trajectory import TrajectoryWriter
 
 logger = logging.getLogger(__name__)
 
-ENSEMBLES = ("nve", "nvt")
+ENSEMBLES = ("nve", "nvt", "npt")
 # Results written per atom (arrays) rather than per frame (info), unless the
 # calculator says otherwise with a ``per_atom_properties`` attribute.
 _PER_ATOM_RESULTS = ("forces", "energies", "charges")
@@ -44,7 +47,8 @@ _NOT_WRITTEN = ("free_energy",)
 class MDSettings:
     """How to run the dynamics.
 
-    ensemble:        "nve" (velocity Verlet) or "nvt" (Langevin thermostat)
+    ensemble:        "nve" (velocity Verlet), "nvt" (Langevin thermostat) or "npt"
+                     (a barostat and its thermostat, tridft.md.npt; periodic cells)
     temperature_K:   initial Maxwell-Boltzmann temperature and thermostat target, K
     timestep_fs:     integration time step, fs
     steps:           number of time steps
@@ -52,15 +56,17 @@ class MDSettings:
                      about friction / (2 pi c) = 5300 cm^-1 * friction[1/fs]
     interval:        write every ``interval``-th step (step 0 included)
     seed:            seed of the initial velocities and of the Langevin noise
+    barostat:        NPT only: target pressure and barostat (default: Barostat(), 1 bar)
     """
 
-    ensemble: Literal["nve", "nvt"] = "nvt"
+    ensemble: Literal["nve", "nvt", "npt"] = "nvt"
     temperature_K: float = 300.0
     timestep_fs: float = 0.5
     steps: int = 1000
     friction_per_fs: float = 0.01
     interval: int = 1
     seed: int = 0
+    barostat: Barostat | None = None
 
     def __post_init__(self):
         if self.ensemble not in ENSEMBLES:
@@ -85,6 +91,8 @@ class MDSummary:
     mean_temperature_K: float
     drift_ev_per_atom_per_ps: float  # slope of a linear fit of the total energy vs time
     ensemble: str = "nve"
+    mean_pressure_bar: float | None = None  # NPT: mean instantaneous pressure
+    mean_volume_A3: float | None = None
 
     def lines(self) -> list[str]:
         note = "" if self.ensemble == "nve" else " (thermostatted: not a conservation test)"
@@ -93,7 +101,14 @@ class MDSummary:
                 f"{per_cpu_s:.1f} steps per CPU second)",
                 f"frames written: {self.frames_written}",
                 f"mean temperature: {self.mean_temperature_K:.1f} K",
-                f"total-energy drift: {self.drift_ev_per_atom_per_ps:+.3e} eV/atom/ps{note}"]
+                f"total-energy drift: {self.drift_ev_per_atom_per_ps:+.3e} eV/atom/ps{note}"] \
+            + self._npt_lines()
+
+    def _npt_lines(self) -> list[str]:
+        if self.mean_pressure_bar is None:
+            return []
+        return [f"mean pressure: {self.mean_pressure_bar:.0f} bar, "
+                f"mean volume: {self.mean_volume_A3:.1f} A^3"]
 
 
 def initial_velocities(atoms: ase.Atoms, temperature_K: float, seed: int) -> None:
@@ -132,6 +147,10 @@ def energy_drift(time_fs: np.ndarray, total_energy: np.ndarray, n_atoms: int) ->
 
 def make_integrator(atoms: ase.Atoms, settings: MDSettings):
     """Velocity Verlet or Langevin; the centre of mass is held by a FixCom constraint."""
+    if settings.ensemble == "npt":
+        return make_npt_integrator(atoms, settings.barostat or Barostat(), settings.timestep_fs,
+                                   settings.temperature_K, settings.friction_per_fs,
+                                   settings.seed)
     timestep = settings.timestep_fs * ase_units.fs
     if settings.ensemble == "nve":
         return VelocityVerlet(atoms, timestep)
@@ -160,11 +179,12 @@ def run_md(atoms: ase.Atoms, settings: MDSettings, trajectory: str | os.PathLike
     """
     if atoms.calc is None:
         raise InputError("the structure has no calculator attached")
-    hold_centre_of_mass(atoms)
+    if settings.ensemble != "npt" or (settings.barostat or Barostat()).holds_centre_of_mass:
+        hold_centre_of_mass(atoms)
     if initialize:
         initial_velocities(atoms, settings.temperature_K, settings.seed)
     integrator = make_integrator(atoms, settings)
-    times, totals, temperatures = [], [], []
+    times, totals, temperatures, pressures, volumes = [], [], [], [], []
     bar = _progress_bar(settings.steps, progress)
 
     with TrajectoryWriter(trajectory) as writer:
@@ -178,6 +198,9 @@ def run_md(atoms: ase.Atoms, settings: MDSettings, trajectory: str | os.PathLike
             times.append(time_fs)
             totals.append(potential + kinetic)
             temperatures.append(atoms.get_temperature())
+            if settings.ensemble == "npt":
+                pressures.append(pressure_bar(atoms))
+                volumes.append(atoms.get_volume())
             if step % settings.interval == 0:
                 writer.write(atoms, *frame_contents(atoms, step, time_fs))
             if bar is not None and step > 0:
@@ -200,7 +223,9 @@ def run_md(atoms: ase.Atoms, settings: MDSettings, trajectory: str | os.PathLike
                      mean_temperature_K=float(np.mean(temperatures)),
                      drift_ev_per_atom_per_ps=energy_drift(np.array(times), np.array(totals),
                                                            len(atoms)),
-                     ensemble=settings.ensemble)
+                     ensemble=settings.ensemble,
+                     mean_pressure_bar=float(np.mean(pressures)) if pressures else None,
+                     mean_volume_A3=float(np.mean(volumes)) if volumes else None)
 
 
 def frame_contents(atoms: ase.Atoms, step: int, time_fs: float) -> tuple[dict, dict]:
@@ -210,6 +235,9 @@ def frame_contents(atoms: ase.Atoms, step: int, time_fs: float) -> tuple[dict, d
     info = {"step": int(step), "time_fs": float(time_fs), "energy": float(potential),
             "kinetic_energy": float(kinetic), "total_energy": float(potential + kinetic),
             "temperature_K": float(atoms.get_temperature())}
+    if "stress" in atoms.calc.results and np.all(atoms.pbc):
+        info["pressure_bar"] = pressure_bar(atoms)
+        info["volume_A3"] = float(atoms.get_volume())
     arrays = {"velocities": atoms.get_velocities() * ase_units.fs}  # Angstrom/fs
     per_atom = getattr(atoms.calc, "per_atom_properties", _PER_ATOM_RESULTS)
     for name, value in atoms.calc.results.items():
