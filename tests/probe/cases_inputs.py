@@ -83,7 +83,8 @@ def data_cases(world: w.World) -> list[Case]:
                       check=_absent(world.path("run_unlabelled") / "model.pt")))
     config = world.config("nokeys.yaml", world.path("run_nokeys"),
                           data={"train": str(world.data), "keys": {
-                              "energy": None, "forces": None, "polarizability": None},
+                              "energy": None, "forces": None, "polarizability": None,
+                              "dipole": None},
                               "split": {"validation": 2, "test": 0}})
     cases.append(Case("train: every label switched off", ["train", str(config),
                                                          "--no-progress"], "error", "data"))

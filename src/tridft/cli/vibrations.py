@@ -55,7 +55,13 @@ def run(args: argparse.Namespace) -> int:
     from tridft.md.spectra import RamanGeometry
     from tridft.md.vibrations import vibrational_analysis
     from tridft.model.persistence import load_model
+    from tridft.outputs import check_outputs
 
+    prefix = Path(args.output) if args.output else Path(args.structure).with_name(
+        Path(args.structure).stem + "_vibrations")
+    check_outputs({f"-o ({suffix})": prefix.with_name(prefix.name + suffix)
+                   for suffix in (".csv", ".png", "_relaxed.extxyz")},
+                  inputs={"MODEL": args.model, "STRUCTURE": args.structure})
     records = read_structures(args.structure, keys=KeyMap(energy=None, forces=None,
                                                           polarizability=None, dipole=None))
     if not -len(records) <= args.index < len(records):
