@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from tridft.data.options import parse_pairs, parse_units
     from tridft.errors import ConfigError
     from tridft.model.persistence import load_model
+    from tridft.data.domain import DomainCheck
     from tridft.outputs import check_outputs
     from tridft.transfer.finetune import (FinetuneOptions, check_new_head_name, finetune,
                                           read_labels, save_finetuned)
@@ -92,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     check_new_head_name(model, args.property)
     records = read_labels(args.data, _target(options), keys.get(args.property), units)
+    domain = DomainCheck.for_model(model, args.data)  # the frozen latent must know them
+    domain.structures(records)
+    domain.report()
     result = finetune(model, records, options, progress=not args.no_progress)
     save_finetuned(result, args.output)
     print(f"{args.property} ({args.kind}, freeze {args.freeze}): validation MAE "

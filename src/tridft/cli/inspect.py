@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from tridft.model.persistence import load_model
     from pathlib import Path
 
+    from tridft.data.domain import DomainCheck
     from tridft.outputs import check_outputs
     from tridft.transfer.inspect import atomic_contributions, inspect_latent, write_inspection
 
@@ -55,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.structure < len(records):
         raise InputError(f"--structure {args.structure} is outside 0..{len(records) - 1}",
                          path=str(args.data))
+    domain = DomainCheck.for_model(model, args.data)
+    domain.structures(records[:args.max_structures])
+    domain.report()
     report = inspect_latent(model, records[:args.max_structures])
     atoms = atomic_contributions(model, records[args.structure])
 
