@@ -196,6 +196,13 @@ class DomainCheck:
         self.source = source
         self.elements = [int(z) for z in (domain.elements if domain is not None else elements)]
         self.table = domain.shortest_table() if domain is not None else None
+        self._references = np.zeros(_Z)  # eV by atomic number
+        self._shares = np.zeros((_Z, 2))  # [min, max] share of each training element
+        if domain is not None:
+            for key, value in domain.reference_energies.items():
+                self._references[int(key)] = value
+            for key, bounds in domain.composition.items():
+                self._shares[int(key)] = bounds
         self.outside: dict[int, set[str]] = {}  # structure -> categories
         self.examples: dict[str, str] = {}  # category -> the most telling detail
         self._worst: dict[str, float] = {}  # category -> badness of that example
@@ -262,11 +269,12 @@ class DomainCheck:
             self._note(found, "sparse", f"down to {int(counts.min())}, training at least {low}",
                        counts.min())
         fractions = np.bincount(record.numbers, minlength=_Z) / record.n_atoms
-        for key, (lo, hi) in domain.composition.items():
-            if not lo - 1e-9 <= fractions[int(key)] <= hi + 1e-9:
-                self._note(found, "composition", f"{chemical_symbols[int(key)]} "
-                           f"{fractions[int(key)]:.2f}, training {lo:.2f}..{hi:.2f}", 0)
-                break
+        lows, highs = self._shares[:, 0] - 1e-9, self._shares[:, 1] + 1e-9
+        odd = np.flatnonzero((fractions < lows) | (fractions > highs))
+        if domain.composition and len(odd):
+            z, (lo, hi) = int(odd[0]), self._shares[odd[0]]
+            self._note(found, "composition", f"{chemical_symbols[z]} {fractions[z]:.2f}, "
+                       f"training {lo:.2f}..{hi:.2f}", 0)
         if record.is_periodic:
             if domain.min_cell_height is None:
                 self._note(found, "periodic", "", 0)
@@ -297,8 +305,8 @@ class DomainCheck:
         found: set[str] = set()
         domain = self.domain
         if "energy" in outputs and domain is not None and domain.reference_energies:
-            residual = (float(outputs["energy"]) - sum(
-                domain.reference_energies.get(str(int(z)), 0.0) for z in record.numbers)) / n
+            residual = (float(outputs["energy"])
+                        - float(self._references[record.numbers].sum())) / n
             self._absurd(abs(residual) > ABSURD_ENERGY_PER_ATOM, "energy",
                          f"{residual:.3g} eV per atom from the reference energies", index)
             if domain.energy_per_atom and _outside(residual, domain.energy_per_atom):
