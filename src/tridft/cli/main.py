@@ -16,8 +16,8 @@ import threading
 from tridft.errors import TriDFTError
 
 # Subcommand modules under tridft.cli, in the order `tridft --help` lists them.
-SUBCOMMANDS = ["demo", "data", "train", "evaluate", "predict", "info", "md", "vibrations",
-               "spectrum", "label", "sample", "finetune", "inspect"]
+SUBCOMMANDS = ["demo", "data", "train", "evaluate", "predict", "info", "calibrate", "export",
+               "md", "vibrations", "spectrum", "label", "sample", "finetune", "inspect"]
 
 
 def build_parser() -> argparse.ArgumentParser:
