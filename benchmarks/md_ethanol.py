@@ -1,19 +1,23 @@
-"""What a trained model is worth for vibrations: harmonic frequencies, MD speed, energy drift.
+"""What a trained model is worth for vibrations: harmonic frequencies, Raman activities,
+MD speed and energy drift.
 
-    .venv/bin/python benchmarks/md_ethanol.py runs/demo/model.pt --out docs/md_ethanol.json
+    .venv/bin/python benchmarks/md_ethanol.py runs/demo/model.pt --out docs/results/x.json
 
 1. Harmonic frequencies. The DFT reference (tests/fixtures/ethanol_pbe_def2svp_harmonic.json,
-   PBE/def2-SVP at the DFT minimum) against the model's: the DFT geometry relaxed with
-   the model's conservative forces (BFGS, fmax 1e-3 eV/Angstrom), the model Hessian by
-   autograd (float64), both analysed by tridft.md.harmonic with the same masses. Modes
-   are matched by order (both lists sorted ascending); MAE and max error in cm^-1.
-2. MD speed: steps per second of NVE dynamics with direct and with conservative forces
+   PBE/def2-SVP at the DFT minimum) against the model's (tridft.md.vibrations): the DFT
+   geometry relaxed with the model's conservative forces (BFGS, fmax 1e-4 eV/Angstrom),
+   the model Hessian by autograd (float64). Modes are matched by order (both lists
+   sorted ascending); MAE and max error in cm^-1.
+2. Raman activities (45 a'^2 + 7 g'^2, Angstrom^4/amu) of the model's polarizability along
+   its own normal modes against PySCF's along the DFT modes
+   (tests/fixtures/ethanol_pbe_def2svp_raman.json): Pearson r over the 21 modes.
+3. MD speed: steps per second of NVE dynamics with direct forces, conservative forces and
+   multiple time steps (direct forces corrected to -dE/dR every k steps, tridft.md.integrators)
    (one torch thread, trajectory written every 2 steps, as `tridft md` does by default),
    per wall-clock second and per CPU second (the speed on an otherwise idle core).
-3. Energy conservation: NVE at 300 K, 0.5 fs, from the same initial velocities, with
-   direct and with conservative forces: total-energy drift (eV/atom/ps, the slope of a
-   linear fit; over the whole run and over its first 250 fs) and the standard deviation
-   of the total energy.
+4. Energy conservation: NVE at 300 K, 0.5 fs, from the same initial velocities, in each
+   mode: total-energy drift (eV/atom/ps, the slope of a linear fit; over the whole run and
+   over its first 250 fs) and the standard deviation of the total energy.
 
 Everything is one process, one thread; the JSON holds every number printed.
 """
@@ -34,28 +38,27 @@ import torch
 from tridft.files import write_json_atomic
 from tridft.md.calculator import TriDFTCalculator
 from tridft.md.dynamics import MDSettings, energy_drift, run_md
-from tridft.md.harmonic import harmonic_frequencies, model_hessian, relax
+from tridft.md.vibrations import vibrational_analysis
 from tridft.md.trajectory import read_trajectory, series
 from tridft.model.persistence import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "fixtures" / "ethanol_pbe_def2svp_harmonic.json"
+RAMAN_REFERENCE = ROOT / "tests" / "fixtures" / "ethanol_pbe_def2svp_raman.json"
+MTS_EVERY = (2, 3, 4)  # multiple-time-step corrections measured
 EARLY_FS = 250.0  # drift also over the first 0.25 ps: direct forces may run away later
 
 
-def harmonic_comparison(model, reference: dict) -> dict:
+def harmonic_comparison(model, reference: dict, raman_reference: dict | None = None) -> dict:
     masses = np.array(reference["masses_amu"])
     dft = np.array(reference["frequencies_cm1"])
     atoms = ase.Atoms(numbers=reference["numbers"], positions=reference["positions_angstrom"])
     atoms.set_masses(masses)
-    atoms.calc = TriDFTCalculator(model, forces="conservative", dtype=torch.float64)
-    start = atoms.positions.copy()
-    converged = relax(atoms, fmax=1e-3, steps=1000)
-    displacement = np.linalg.norm(atoms.positions - start, axis=1)
-    result = harmonic_frequencies(model_hessian(model, atoms), masses, atoms.positions)
-    ours = result.frequencies_cm1
-    return {
-        "relaxation_converged": converged,
+    analysis = vibrational_analysis(model, atoms, fmax=1e-4)
+    displacement = np.linalg.norm(analysis.atoms.positions - atoms.positions, axis=1)
+    ours = analysis.frequencies_cm1
+    result = {
+        "relaxation_converged": analysis.converged,
         "max_displacement_from_dft_minimum_angstrom": float(displacement.max()),
         "dft_cm1": dft.tolist(),
         "model_cm1": ours.tolist(),
@@ -64,21 +67,34 @@ def harmonic_comparison(model, reference: dict) -> dict:
         "mae_below_2000_cm1": float(np.mean(np.abs(ours - dft)[dft < 2000])),
         "mae_above_2000_cm1": float(np.mean(np.abs(ours - dft)[dft >= 2000])),
     }
+    if raman_reference is not None and analysis.raman_activity is not None:
+        dft_raman = np.array(raman_reference["raman_activity"])
+        model_raman = analysis.raman_activity
+        result.update({
+            "dft_raman_activity": dft_raman.tolist(),
+            "model_raman_activity": model_raman.tolist(),
+            "raman_pearson_r": float(np.corrcoef(dft_raman, model_raman)[0, 1]),
+            "dft_depolarisation": raman_reference["depolarisation_ratio"],
+            "model_depolarisation": analysis.depolarisation_ratio.tolist(),
+        })
+    return result
 
 
-def nve_run(model, reference: dict, forces: str, steps: int, workdir: Path) -> dict:
+def nve_run(model, reference: dict, forces: str, steps: int, workdir: Path,
+            every: int = 0) -> dict:
     atoms = ase.Atoms(numbers=reference["numbers"], positions=reference["positions_angstrom"])
     atoms.calc = TriDFTCalculator(model, forces=forces)
     settings = MDSettings(ensemble="nve", temperature_K=300.0, timestep_fs=0.5, steps=steps,
-                          interval=2, seed=0)
-    path = workdir / f"nve_{forces}.extxyz"
+                          interval=2, seed=0, correction_every=every)
+    path = workdir / f"nve_{forces}_{every}.extxyz"
     summary = run_md(atoms, settings, path)
     frames = read_trajectory(path)
     total = series(frames, "total_energy")
     time_fs = series(frames, "time_fs")
     early = time_fs <= EARLY_FS
     return {
-        "forces": forces,
+        "forces": f"mts k={every}" if every else forces,
+        "correction_every": every,
         "steps": steps,
         "duration_ps": steps * settings.timestep_fs / 1000,
         "steps_per_s": summary.steps_per_s,
@@ -108,10 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     reference = json.loads(REFERENCE.read_text())
     started = time.perf_counter()
     results = {"model": str(args.model), "threads": 1, "quick": args.quick,
-               "harmonic": harmonic_comparison(model, reference)}
+               "harmonic": harmonic_comparison(model, reference,
+                                               json.loads(RAMAN_REFERENCE.read_text()))}
     with tempfile.TemporaryDirectory() as workdir:
-        results["nve"] = [nve_run(model, reference, forces, args.steps, Path(workdir))
-                          for forces in ("direct", "conservative")]
+        runs = [("conservative", 0), ("direct", 0)] + [("direct", k) for k in MTS_EVERY]
+        results["nve"] = [nve_run(model, reference, forces, args.steps, Path(workdir), every)
+                          for forces, every in runs]
     results["wall_s"] = time.perf_counter() - started
 
     harmonic = results["harmonic"]
@@ -122,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
           f"below 2000: {harmonic['mae_below_2000_cm1']:.1f}, above: "
           f"{harmonic['mae_above_2000_cm1']:.1f}); relaxed geometry moved "
           f"{harmonic['max_displacement_from_dft_minimum_angstrom']:.3f} A at most")
+    if "raman_pearson_r" in harmonic:
+        print(f"Raman activities vs DFT: Pearson r {harmonic['raman_pearson_r']:.3f}")
     for run in results["nve"]:
         early = run[f"drift_first_{EARLY_FS:.0f}_fs_ev_per_atom_per_ps"]
         print(f"NVE {run['forces']:>12}: {run['steps_per_s']:.0f} steps/s "

@@ -62,8 +62,9 @@ def test_batch_without_label_gives_exact_zero_that_keeps_the_graph(setting):
     gradients = [p.grad for p in model.heads["polarizability"].parameters() if p.grad is not None]
     assert gradients and all(float(g.abs().max()) == 0.0 for g in gradients)
     objective = build_objective(LossConfig(jacobian_weight=0.0), stats)
+    outputs, batch = outputs_and_batch(model, records[2:])
     assert objective(outputs, batch, step=0).present == {
-        "energy": True, "forces": True, "polarizability": False}
+        "energy": True, "forces": True, "conservative_forces": True, "polarizability": False}
 
 
 def test_terms_are_normalised_by_the_dataset_scales(setting):
@@ -89,6 +90,30 @@ def test_conservative_force_source_supervises_minus_dE_dR(setting):
     assert value(losses["forces"]) == pytest.approx(value(expected), rel=1e-12)
 
 
+def test_conservative_forces_task_compares_minus_dE_dR_with_the_force_labels(setting):
+    records, stats, model = setting
+    outputs, batch = outputs_and_batch(model, records)
+    losses = build_objective(LossConfig(), stats)(outputs, batch, step=0).tasks
+    expected = (((outputs["conservative_forces"] - batch.forces) / stats.forces_rms) ** 2).mean()
+    assert value(losses["conservative_forces"]) == pytest.approx(value(expected), rel=1e-12)
+    direct = (((outputs["forces"] - batch.forces) / stats.forces_rms) ** 2).mean()
+    assert value(losses["forces"]) == pytest.approx(value(direct), rel=1e-12)
+
+
+def test_jacobian_term_can_leave_the_energy_surface_alone(setting):
+    records, stats, model = setting
+    outputs, batch = outputs_and_batch(model, records)
+    config = LossConfig(jacobian_weight=1.0, jacobian_pulls="direct_head",
+                        weights={"polarizability": 1.0})
+    penalty = build_objective(config, stats)(outputs, batch, step=0).regularizers["jacobian"]
+    energy_parameters = list(model.heads["energy"].parameters())
+    gradients = torch.autograd.grad(penalty, energy_parameters + list(
+        model.heads["forces"].parameters()), allow_unused=True, retain_graph=True)
+    assert all(g is None or float(g.abs().max()) == 0 for g in gradients[:len(energy_parameters)])
+    assert any(g is not None and float(g.abs().max()) > 0
+               for g in gradients[len(energy_parameters):])
+
+
 def test_regularizers_warm_up_linearly(setting):
     records, stats, model = setting
     outputs, batch = outputs_and_batch(model, records)
@@ -104,7 +129,9 @@ def test_regularizers_warm_up_linearly(setting):
     kl = outputs["latent_kl"].sum(dim=1).mean()
     assert value(at_4.regularizers["kl"]) == pytest.approx(value(kl), rel=1e-12)
     assert value(at_4.regularization()) == pytest.approx(0.2 * value(jacobian) + 0.01 * value(kl))
-    assert not build_objective(LossConfig(jacobian_weight=0.0), stats).needs_conservative_forces
+    direct_only = LossConfig(jacobian_weight=0.0, weights={"energy": 1.0, "forces": 1.0})
+    assert not build_objective(direct_only, stats).needs_conservative_forces
+    assert build_objective(LossConfig(jacobian_weight=0.0), stats).needs_conservative_forces
 
 
 def test_huber_is_quadratic_inside_delta_and_linear_outside():

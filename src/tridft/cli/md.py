@@ -85,9 +85,15 @@ def register(subparsers) -> None:
     parser.add_argument("--interval", type=positive_int, default=2, metavar="K",
                         help="write every K-th step (default: 2; the spectrum reaches up to "
                              "1 / (2 K timestep): 16678 cm^-1 at K = 2 and 0.5 fs)")
-    parser.add_argument("--forces", choices=("direct", "conservative"), default=None,
-                        help="direct force head (fast) or -dE/dR (conserves energy) "
-                             "(default: the forces the model was trained for)")
+    parser.add_argument("--forces", choices=("conservative", "direct", "mts"),
+                        default="conservative",
+                        help="-dE/dR (conserves energy; the default), the direct force head "
+                             "(about 2x faster, does not conserve energy), or mts: the direct "
+                             "head every step and its correction to -dE/dR every "
+                             "--correction-every steps (docs/spectra.md has the measured "
+                             "speed and drift of each)")
+    parser.add_argument("--correction-every", type=positive_int, default=2, metavar="K",
+                        help="mts: steps between corrections to -dE/dR (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--threads", type=positive_int, default=1,
@@ -113,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     settings = MDSettings(ensemble=args.ensemble, temperature_K=args.temperature,
                           timestep_fs=args.timestep, steps=args.steps,
                           friction_per_fs=args.friction, interval=args.interval, seed=args.seed,
+                          correction_every=args.correction_every if args.forces == "mts" else 0,
                           barostat=Barostat(pressure_bar=args.pressure, kind=args.barostat,
                                             coupling_fs=args.barostat_time,
                                             compressibility_per_bar=args.compressibility)
@@ -125,19 +132,25 @@ def run(args: argparse.Namespace) -> int:
     record = records[args.index]
     atoms = ase.Atoms(numbers=record.numbers, positions=record.positions, cell=record.cell,
                       pbc=record.pbc)
-    atoms.calc = TriDFTCalculator(args.model, forces=args.forces, device=args.device,
+    forces = "direct" if args.forces == "mts" else args.forces
+    atoms.calc = TriDFTCalculator(args.model, forces=forces, device=args.device,
                                   uncertainty=args.uncertainty,
                                   uncertainty_limit=args.uncertainty_limit,
                                   on_uncertainty=args.on_uncertainty)
-    args.forces = atoms.calc.force_source
     DomainCheck(atoms.calc.domain.domain, args.structure).structure(record, args.index)
 
     summary = run_md(atoms, settings, args.output, progress=not args.no_progress)
     print(f"{settings.ensemble.upper()} {settings.temperature_K:g} K, "
-          f"{settings.timestep_fs:g} fs x {settings.steps} steps, {args.forces} forces: "
+          f"{settings.timestep_fs:g} fs x {settings.steps} steps, {_describe(args)}: "
           f"trajectory written to {args.output}")
     for line in summary.lines():
         print(f"  {line}")
     if atoms.calc.watch is not None:
         print(f"  {atoms.calc.watch.summary()}")
     return 0
+
+
+def _describe(args: argparse.Namespace) -> str:
+    if args.forces == "mts":
+        return f"direct forces corrected to -dE/dR every {args.correction_every} steps"
+    return f"{args.forces} forces"

@@ -40,7 +40,7 @@ ENSEMBLES = ("nve", "nvt", "npt")
 # Results written per atom (arrays) rather than per frame (info), unless the
 # calculator says otherwise with a ``per_atom_properties`` attribute.
 _PER_ATOM_RESULTS = ("forces", "energies", "charges")
-_NOT_WRITTEN = ("free_energy",)
+_NOT_WRITTEN = ("free_energy", "direct_forces")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,9 @@ class MDSettings:
     interval:        write every ``interval``-th step (step 0 included)
     seed:            seed of the initial velocities and of the Langevin noise
     barostat:        NPT only: target pressure and barostat (default: Barostat(), 1 bar)
+    correction_every: k > 0: multiple time steps (tridft.md.integrators), the direct
+                     force head every step and its correction to -dE/dR every k-th
+                     (needs a TriDFTCalculator); 0: the calculator's own forces
     """
 
     ensemble: Literal["nve", "nvt", "npt"] = "nvt"
@@ -67,6 +70,7 @@ class MDSettings:
     interval: int = 1
     seed: int = 0
     barostat: Barostat | None = None
+    correction_every: int = 0
 
     def __post_init__(self):
         if self.ensemble not in ENSEMBLES:
@@ -75,8 +79,12 @@ class MDSettings:
         for name in ("timestep_fs", "interval"):
             if getattr(self, name) <= 0:
                 raise InputError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.steps < 0 or self.temperature_K < 0 or self.friction_per_fs < 0:
-            raise InputError("steps, temperature and friction must not be negative")
+        if self.steps < 0 or self.temperature_K < 0 or self.friction_per_fs < 0 \
+                or self.correction_every < 0:
+            raise InputError("steps, temperature, friction and correction_every must not be "
+                             "negative")
+        if self.correction_every and self.ensemble == "npt":
+            raise InputError("multiple time steps (correction_every) run NVE or NVT, not NPT")
 
 
 @dataclass
@@ -146,12 +154,19 @@ def energy_drift(time_fs: np.ndarray, total_energy: np.ndarray, n_atoms: int) ->
 
 
 def make_integrator(atoms: ase.Atoms, settings: MDSettings):
-    """Velocity Verlet or Langevin; the centre of mass is held by a FixCom constraint."""
+    """Velocity Verlet or Langevin, or multiple time steps with either (correction_every)."""
     if settings.ensemble == "npt":
         return make_npt_integrator(atoms, settings.barostat or Barostat(), settings.timestep_fs,
                                    settings.temperature_K, settings.friction_per_fs,
                                    settings.seed)
     timestep = settings.timestep_fs * ase_units.fs
+    if settings.correction_every:
+        from tridft.md.integrators import MultipleTimeStepVerlet
+
+        friction = settings.friction_per_fs / ase_units.fs if settings.ensemble == "nvt" else 0
+        return MultipleTimeStepVerlet(atoms, timestep, every=settings.correction_every,
+                                      temperature_K=settings.temperature_K, friction=friction,
+                                      rng=np.random.default_rng(settings.seed + 1))
     if settings.ensemble == "nve":
         return VelocityVerlet(atoms, timestep)
     return Langevin(atoms, timestep, temperature_K=settings.temperature_K,
