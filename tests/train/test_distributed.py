@@ -72,5 +72,5 @@ def test_two_processes_match_one_process_on_the_same_global_batches(tmp_path):
     torch.manual_seed(single.training.seed)
     stats = DatasetStats.from_dict(json.loads((tmp_path / "single" / "stats.json").read_text()))
     initial = build_model(single.model, stats).state_dict()
-    assert any(not torch.allclose(initial[name], value)
-               for name, value in expected["model"]["state_dict"].items())
+    assert any(not torch.allclose(initial[name], value)  # the dipole head comes on top
+               for name, value in expected["model"]["state_dict"].items() if name in initial)

@@ -46,8 +46,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="metrics of a model on labelled structures",
         description="Compare a model's energies, forces and polarizabilities with the labels "
-                    "of DATA. Metrics of labels that DATA does not carry are left out; the "
-                    "consistency |F_direct + dE/dR| is always reported.")
+                    "of DATA. Metrics of labels that DATA does not carry, or that the model "
+                    "has no head for, are left out; the consistency |F_direct + dE/dR| is "
+                    "reported for models with energy and force heads.")
     parser.add_argument("model", metavar="MODEL", help="model file (model.pt of a run)")
     parser.add_argument("data", metavar="DATA", help="labelled structures (extxyz, ASE .db, ...)")
     parser.add_argument("--json", metavar="OUT.json", help="write the metrics as JSON")
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     domain.report()
     for hint in unit_hints(model.metadata.get("stats"), records, str(args.data)):
         logger.warning(hint)
-    print(format_table(metrics, title=f"{args.model} on {args.data} ({args.forces} forces)"))
+    forces = f" ({args.forces} forces)" if {"energy", "forces"} & set(model.heads) else ""
+    print(format_table(metrics, title=f"{args.model} on {args.data}{forces}"))
     if args.json:
         write_json_atomic(args.json, {**metrics, "force_source": args.forces,
                                       "model": str(args.model), "data": str(args.data)})

@@ -4,7 +4,9 @@ The output holds the structures of DATA with the predictions under tridft's keys
 internal units: ``energy`` (info, eV), ``forces`` (arrays, eV/Angstrom),
 ``polarizability`` (info, 9 numbers row-major, Angstrom^3) and every further head
 under its own name (``dipole`` in info, e*Angstrom; per-atom heads in arrays).
-Labels in DATA are not copied: the file holds predictions only.
+Labels in DATA are not copied: the file holds predictions only. The energy of a
+composition that the model's reference energies do not determine (methanol for a
+model of ethanol) is refused; ``--no-energy`` predicts everything else.
 
 ``--stress`` adds ``stress`` (info, 9 numbers row-major, eV/Angstrom^3, ASE's sign:
 pressure = -trace/3) for periodic structures. ``--uncertainty`` adds the model's
@@ -33,6 +35,9 @@ def register(subparsers) -> None:
     parser.add_argument("data", metavar="DATA", help="structures (extxyz, ASE .db, ...)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.extxyz",
                         help="where to write the predictions")
+    parser.add_argument("--no-energy", action="store_true",
+                        help="leave the energies out (e.g. of compositions the model's "
+                             "reference energies do not determine)")
     parser.add_argument("--stress", action="store_true",
                         help="add the stress of periodic structures (eV/Angstrom^3)")
     parser.add_argument("--uncertainty", action="store_true",
@@ -58,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     domain = DomainCheck.for_model(model, args.data)
     domain.structures(records)
     predictions = predict(model, records, forces=args.forces, batch_size=args.batch_size,
-                          stress=args.stress, uncertainty=args.uncertainty)
+                          stress=args.stress, uncertainty=args.uncertainty,
+                          energy=not args.no_energy)
     domain.predictions(records, predictions)  # refuses NaN and absurd numbers
     domain.report()
     write_predictions(args.output, records, predictions,

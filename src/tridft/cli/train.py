@@ -13,7 +13,8 @@ import argparse
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="train a model from a YAML configuration",
-        description="Train a model on energies, forces and polarizabilities. Every key of "
+        description="Train a model on every label of the data (energies, forces, "
+                    "polarizabilities, dipoles, further labels in data.keys). Every key of "
                     "CONFIG can be changed from the command line with --set, e.g. "
                     "--set training.lr=1e-3 --set loss.balancing=uncertainty.")
     parser.add_argument("config", metavar="CONFIG.yaml", nargs="?",
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"model:      {result.best_model_path}")
     print(f"steps:      {result.steps} ({result.epochs} epochs, {result.elapsed_s:.0f} s, "
           f"stopped by {result.stopped_because.replace('_', ' ')})")
+    print("trained:    " + ", ".join(f"{task} (weight {weight:g})"
+                                     for task, weight in result.tasks.items()))
     for title, metrics in (("validation", result.metrics), ("test", result.test_metrics)):
         if metrics:
             print(f"{title + ':':<11} {format_metrics(metrics)}")
@@ -61,6 +64,10 @@ def format_metrics(metrics: dict) -> str:
         parts.append(f"polarizability {metrics['polarizability_mae']:.4f} A^3")
     if "dipole_mae" in metrics:
         parts.append(f"dipole {1000 * metrics['dipole_mae']:.1f} me*A")
+    known = ("energy", "forces", "direct_forces", "conservative_forces", "polarizability",
+             "polarizability_iso", "dipole", "jacobian_consistency")
+    parts += [f"{key[:-4]} {value:.4g}" for key, value in metrics.items()
+              if key.endswith("_mae") and key[:-4] not in known]  # further heads, their units
     if "jacobian_consistency_mae" in metrics:
         parts.append(f"|F + dE/dR| {1000 * metrics['jacobian_consistency_mae']:.1f} meV/A")
     return ", ".join(parts) + " (MAE)"

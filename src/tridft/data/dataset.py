@@ -76,8 +76,11 @@ class GraphDataset:
                 return
             yield self.collate(chunk, dtype=dtype)
 
-    def stats(self, indices: Sequence[int] | None = None) -> DatasetStats:
-        """DatasetStats of the structures ``indices`` (pass the training indices only)."""
+    def stats(self, indices: Sequence[int] | None = None,
+              isolated_atoms: dict | None = None) -> DatasetStats:
+        """DatasetStats of the structures ``indices`` (pass the training indices only);
+        ``isolated_atoms`` ({symbol: eV}) replace the fitted reference energies."""
         indices = range(len(self)) if indices is None else [int(i) for i in indices]
         return compute_stats([self.records[i] for i in indices], self.cutoff,
-                             neighbor_lists=[self.neighbor_list(i) for i in indices])
+                             neighbor_lists=[self.neighbor_list(i) for i in indices],
+                             isolated_atoms=isolated_atoms)

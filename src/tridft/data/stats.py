@@ -15,17 +15,15 @@ checkpoints as a plain dict (``to_dict`` / ``from_dict``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from tridft.data.neighbors import NeighborList, neighbor_list
 from tridft.data.record import LABELS, Record
+from tridft.data.references import fit_references, isolated_atom_references
 from tridft.errors import CheckpointError, InputError
 
-# Relative ridge of the reference-energy fit: keeps the solution unique (and small)
-# when element counts are collinear, e.g. every structure has the same formula.
-REFERENCE_RIDGE = 1e-8
 # A spread below this is "no spread" (a single structure, an isolated atom ...).
 _TINY = 1e-12
 
@@ -34,7 +32,10 @@ _TINY = 1e-12
 class DatasetStats:
     """Statistics of a training set, in internal units. Plain Python values only.
 
-    reference_energies:            {Z: eV}  least-squares fit energy ~ sum_Z count_Z * e_Z
+    reference_energies:            {Z: eV}  fitted on the compositions, or isolated atoms
+                                   (tridft.data.references)
+    reference_support:             the compositions whose energy they determine
+                                   (references.fit_references; empty: no energies)
     energy_per_atom_shift:         eV/atom  mean of (E - sum refs) / n_atoms
     energy_per_atom_scale:         eV/atom  std of (E - sum refs) / n_atoms over structures
     forces_rms:                    eV/A     RMS of all force components
@@ -53,6 +54,7 @@ class DatasetStats:
     n_structures: int = 0
     elements: list[int] = field(default_factory=list)
     reference_energies: dict[int, float] = field(default_factory=dict)
+    reference_support: dict = field(default_factory=dict)
     energy_per_atom_shift: float = 0.0
     energy_per_atom_scale: float = 1.0
     forces_rms: float = 1.0
@@ -97,15 +99,21 @@ class DatasetStats:
 
 
 def compute_stats(records: Sequence[Record], cutoff: float,
-                  neighbor_lists: Sequence[NeighborList] | None = None) -> DatasetStats:
+                  neighbor_lists: Sequence[NeighborList] | None = None,
+                  isolated_atoms: Mapping | None = None) -> DatasetStats:
     """Statistics of the training ``records``; ``neighbor_lists`` (same order) avoid recomputing.
 
     ``cutoff`` (Angstrom) is the model's cutoff, for ``average_neighbors``.
+    ``isolated_atoms`` ({symbol or Z: eV}) are the reference energies instead of a fit.
     """
     if len(records) == 0:
         raise InputError("cannot compute statistics of an empty training set")
     with_energy = [r for r in records if r.energy is not None]
-    references = fit_reference_energies(with_energy)
+    if isolated_atoms:
+        references, support = isolated_atom_references(
+            isolated_atoms, sorted({int(z) for r in with_energy for z in r.numbers}))
+    else:
+        references, support = fit_references(with_energy)
     shift, scale = _energy_residual_stats(with_energy, references)
     alpha_mean, alpha_scale = _polarizability_stats(
         [r for r in records if r.polarizability is not None])
@@ -115,6 +123,7 @@ def compute_stats(records: Sequence[Record], cutoff: float,
         n_structures=len(records),
         elements=sorted({int(z) for r in records for z in r.numbers}),
         reference_energies=references,
+        reference_support=support,
         energy_per_atom_shift=shift,
         energy_per_atom_scale=scale,
         forces_rms=_rms(np.concatenate(forces).ravel()) if forces else 1.0,
@@ -128,26 +137,9 @@ def compute_stats(records: Sequence[Record], cutoff: float,
 
 
 def fit_reference_energies(records: Sequence[Record]) -> dict[int, float]:
-    """{Z: eV} minimising sum_s (E_s - sum_Z count_sZ * e_Z)^2, with a tiny ridge.
-
-    Elements whose counts are collinear (every structure has the same formula) share
-    the energy in proportion to their counts instead of taking arbitrary values.
-    """
-    if not records:
-        return {}
-    elements = sorted({int(z) for r in records for z in r.numbers})
-    column = {z: k for k, z in enumerate(elements)}
-    counts = np.zeros((len(records), len(elements)))  # (S, K)
-    for s, record in enumerate(records):
-        for z, n in zip(*np.unique(record.numbers, return_counts=True)):
-            counts[s, column[int(z)]] = n
-    energies = np.array([r.energy for r in records])  # (S,) eV
-    # Ridge as extra rows sqrt(lambda) * I, lambda relative to the size of counts^T counts.
-    ridge = np.sqrt(REFERENCE_RIDGE * np.mean(np.sum(counts**2, axis=0)))
-    matrix = np.vstack([counts, ridge * np.eye(len(elements))])
-    target = np.concatenate([energies, np.zeros(len(elements))])
-    solution, *_ = np.linalg.lstsq(matrix, target, rcond=None)
-    return {z: float(e) for z, e in zip(elements, solution)}
+    """{Z: eV} fitted on ``records`` where their compositions determine them; the other
+    elements as close to a common value as the data allows (tridft.data.references)."""
+    return fit_references(records)[0]
 
 
 def _energy_residual_stats(records: Sequence[Record],

@@ -35,6 +35,7 @@ from tridft.data.batch import collate
 from tridft.data.domain import DomainCheck
 from tridft.data.neighbors import NeighborList, neighbor_list
 from tridft.data.record import Record
+from tridft.data.references import model_support, refusal, supports
 from tridft.devices import check_device
 from tridft.errors import InputError
 from tridft.md.uncertainty_watch import UncertaintyWatch
@@ -129,7 +130,7 @@ class TriDFTCalculator(Calculator):
                  uncertainty_limit: float | None = None, on_uncertainty: str = "warn",
                  **kwargs):
         super().__init__(**kwargs)
-        if forces is not None and forces not in FORCE_SOURCES:
+        if forces not in FORCE_SOURCES:
             raise InputError(f"forces must be one of {', '.join(FORCE_SOURCES)}, not '{forces}'")
         if isinstance(model_or_path, (str, Path, os.PathLike)):
             model = load_model(model_or_path)
@@ -167,6 +168,16 @@ class TriDFTCalculator(Calculator):
         """Atomic numbers the model was trained on (empty: not recorded, all accepted)."""
         return list(self.model.elements)
 
+    def _energy_given(self, record: Record, properties) -> bool:
+        """Whether the energy of ``record`` is given: InputError when it is asked for but
+        the model's reference energies do not determine it (tridft.data.references)."""
+        support = model_support(self.model)
+        if supports(support, record.numbers):
+            return True
+        if {"energy", "free_energy"} & set(properties):
+            raise refusal(support, record, 0, "its forces and other properties are given")
+        return False
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         record = atoms_to_geometry(self.atoms)
@@ -182,9 +193,12 @@ class TriDFTCalculator(Calculator):
                             uncertainty=self.uncertainty)
         forces_key = FORCES if self.force_source == "direct" else CONSERVATIVE_FORCES
 
-        energy = float(outputs[ENERGY].detach()[0])
-        self.results = {"energy": energy, "free_energy": energy,
-                        "forces": _numpy(outputs[forces_key])}
+        self.results = {}
+        if ENERGY in outputs and self._energy_given(record, properties):
+            energy = float(outputs[ENERGY].detach()[0])
+            self.results.update(energy=energy, free_energy=energy)
+        if forces_key in outputs:
+            self.results["forces"] = _numpy(outputs[forces_key])
         for name, head in self.model.heads.items():
             if name in _INTERNAL_OUTPUTS or name == ENERGY:
                 continue

@@ -77,9 +77,13 @@ class EnergyHead(Head):
 
     def __init__(self, name: str, latent_scalars: int, latent_vectors: int, hidden: int,
                  scale: float = 1.0, shift: float = 0.0,
-                 reference_energies: list[float] | None = None):
+                 reference_energies: list[float] | None = None,
+                 reference_support: dict | None = None):
+        # reference_support: plain data, the compositions whose energy the references
+        # determine (tridft.data.references); kept in spec() so that it is saved.
+        support = {"reference_support": reference_support} if reference_support else {}
         super().__init__(name, latent_scalars=latent_scalars, latent_vectors=latent_vectors,
-                         hidden=hidden)
+                         hidden=hidden, **support)
         self.mlp = mlp(latent_scalars, hidden, 1)
         self.register_buffer("scale", torch.tensor(float(scale)))
         self.register_buffer("shift", torch.tensor(float(shift), dtype=torch.float64))

@@ -7,7 +7,8 @@ Output keys and shapes (internal units, S structures, N atoms):
 
     energy               (S,)       eV
     forces               (N, 3)     eV/Angstrom, from the direct force head
-    conservative_forces  (N, 3)     eV/Angstrom, -dE/dR by autograd (when asked for)
+    conservative_forces  (N, 3)     eV/Angstrom, -dE/dR by autograd (when asked for;
+                                    models with an energy head)
     polarizability       (S, 3, 3)  Angstrom^3
     <extra head name>    (S, ...) or (N, ...)
 """
@@ -64,7 +65,10 @@ class TriDFTModel(nn.Module):
         """
         if forces not in FORCE_MODES:
             raise ValueError(f"forces must be one of {FORCE_MODES}, not '{forces}'")
-        want_conservative = forces in ("conservative", "both")
+        if forces == "conservative" and ENERGY not in self.heads:
+            raise ValueError("the model has no energy head: no conservative forces -dE/dR")
+        # "both" gives -dE/dR only where there is an energy head.
+        want_conservative = forces in ("conservative", "both") and ENERGY in self.heads
         with torch.set_grad_enabled(torch.is_grad_enabled() or want_conservative):
             if want_conservative:
                 batch = replace(batch, positions=batch.positions.detach().requires_grad_(True))
@@ -88,13 +92,19 @@ class TriDFTModel(nn.Module):
         return [head.spec() for head in self.heads.values()]
 
 
+STANDARD_HEADS = (ENERGY, FORCES, POLARIZABILITY)
+
+
 def build_model(config: ModelConfig | dict | None = None, stats=None,
-                head_specs: list[dict] | None = None) -> TriDFTModel:
+                head_specs: list[dict] | None = None,
+                heads: tuple[str, ...] | list[str] = STANDARD_HEADS) -> TriDFTModel:
     """A model from its configuration, initialised with dataset statistics.
 
     ``stats`` (a tridft.data.stats.DatasetStats) sets reference energies, output
     scales and the neighbour normalisation; without it everything is neutral.
-    ``head_specs`` rebuilds the heads of a saved model instead of the default three.
+    ``heads`` picks which of the standard heads (energy, forces, polarizability) to
+    build (training builds those of the labels it has, see tridft.train.tasks);
+    ``head_specs`` rebuilds the heads of a saved model instead.
 
     >>> model = build_model({"features": 16, "layers": 1})
     >>> sorted(model.heads)
@@ -126,14 +136,23 @@ def build_model(config: ModelConfig | dict | None = None, stats=None,
             references = [0.0] * 119
             for z, energy in dict(stats.reference_energies).items():
                 references[int(z)] = float(energy)
-        heads = [
-            EnergyHead(ENERGY, Ls, Lv, hidden, scale=stat("energy_per_atom_scale", 1.0),
-                       shift=stat("energy_per_atom_shift", 0.0), reference_energies=references),
-            DirectForceHead(FORCES, Ls, Lv, hidden, scale=stat("forces_rms", 1.0)),
-            PolarizabilityHead(POLARIZABILITY, Ls, Lv, hidden, config.polarizability_channels,
-                               scale=stat("polarizability_scale", 1.0),
-                               shift=stat("polarizability_per_atom_mean", 0.0)),
-        ]
+        unknown = sorted(set(heads) - set(STANDARD_HEADS))
+        if unknown:
+            raise ValueError(f"unknown standard head '{unknown[0]}' "
+                             f"(known: {', '.join(STANDARD_HEADS)})")
+        standard = {
+            ENERGY: lambda: EnergyHead(
+                ENERGY, Ls, Lv, hidden, scale=stat("energy_per_atom_scale", 1.0),
+                shift=stat("energy_per_atom_shift", 0.0), reference_energies=references,
+                reference_support=getattr(stats, "reference_support", None) or None),
+            FORCES: lambda: DirectForceHead(FORCES, Ls, Lv, hidden,
+                                            scale=stat("forces_rms", 1.0)),
+            POLARIZABILITY: lambda: PolarizabilityHead(
+                POLARIZABILITY, Ls, Lv, hidden, config.polarizability_channels,
+                scale=stat("polarizability_scale", 1.0),
+                shift=stat("polarizability_per_atom_mean", 0.0)),
+        }
+        heads = [standard[name]() for name in STANDARD_HEADS if name in heads]
     elements = list(getattr(stats, "elements", []) or []) if stats is not None else []
     model = TriDFTModel(config, backbone, bottleneck, heads, elements)
     return model.to(dtype)

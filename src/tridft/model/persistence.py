@@ -134,7 +134,11 @@ def check_finite_weights(model: TriDFTModel, source: str = "model") -> None:
 
 def trained_force_source(model: TriDFTModel) -> str:
     """The forces a model was trained for ("direct" or "conservative"), from its metadata;
-    "direct" when it does not say. Inference defaults to these."""
+    "direct" when it does not say, "conservative" for a model without a direct force head
+    (trained on energies only). Inference defaults to these."""
+    heads = getattr(model, "heads", None)
+    if heads is not None and "forces" not in heads and "energy" in heads:
+        return "conservative"
     metadata = getattr(model, "metadata", None) or {}
     source = (metadata.get("training") or {}).get("force_source") \
         or ((metadata.get("config") or {}).get("training") or {}).get("force_source")

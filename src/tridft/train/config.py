@@ -48,6 +48,11 @@ class SplitConfig(_Section):
     seed: int = 0
 
 
+# Kinds of head for an extra label (data.keys extra.NAME), see tridft.train.tasks.
+ExtraKind = Literal["structure_scalar", "structure_scalar_mean", "structure_vector",
+                    "structure_tensor", "atom_scalar"]
+
+
 class DataConfig(_Section):
     """The structures to train on (internal units after reading, see data/io.py)."""
 
@@ -59,9 +64,30 @@ class DataConfig(_Section):
                                         description="label -> key in the file, as --keys")
     units: dict[str, str] = Field(default_factory=dict,
                                   description="quantity -> unit of the file, as --units")
+    kinds: dict[str, ExtraKind] = Field(
+        default_factory=dict, description="extra label -> the kind of its head (see "
+                                          "tridft.train.tasks); inferred from its shape if "
+                                          "unambiguous")
+    reference_energies: dict[str, float] | None = Field(
+        None, description="isolated-atom energies {symbol: eV} instead of fitted "
+                          "per-element references (see tridft.data.references)")
     split: SplitConfig = Field(default_factory=SplitConfig)
     max_structures: int | None = Field(None, gt=0, description="read at most this many "
                                                                "structures of the train file")
+
+    @field_validator("reference_energies")
+    @classmethod
+    def _elements_are_known(cls, energies: dict[str, float] | None):
+        from tridft.data.references import atomic_number
+
+        for key, value in (energies or {}).items():
+            try:
+                atomic_number(key, "")
+            except ConfigError:
+                raise ValueError(f"{key}: not an element symbol") from None
+            if not math.isfinite(value):
+                raise ValueError(f"{key}: the energy must be a finite number")
+        return energies
 
 
 class TrainingConfig(_Section):
@@ -112,7 +138,8 @@ class LossConfig(_Section):
     huber_delta: float = Field(1.0, gt=0, description="in units of the task's scale")
     weights: dict[str, float] = Field(
         default_factory=lambda: {"energy": 1.0, "forces": 10.0, "polarizability": 1.0},
-        description="task (head name) -> weight; tasks not listed are not trained")
+        description="task (head name) -> weight; a label of the data not listed is "
+                    "trained with its default weight, 0 leaves it out (train/tasks.py)")
     jacobian_weight: float = Field(2.0, ge=0, description="|F_direct + dE/dR|^2 / forces_rms^2")
     jacobian_warmup_steps: int = Field(0, ge=0)
     jacobian_pulls: Literal["both", "direct_head"] = Field(

@@ -7,8 +7,11 @@
     outputs = predict(model, records) # one dict of predictions per structure
 
 A metric is computed only over the structures that carry its label, and left out
-altogether when none does: a missing label never counts as a zero. The Jacobian
-consistency |F_direct + dE/dR| needs no label and is always reported.
+altogether when none does (or when the model has no head for it): a missing label
+never counts as a zero. The Jacobian consistency |F_direct + dE/dR| needs no label
+and is reported for every model with an energy and a direct force head. The energy
+of a composition the model's reference energies do not determine is refused
+(InputError, see tridft.data.references).
 
 The model runs in eval mode without gradients, except for the one backward pass
 that gives the conservative forces -dE/dR.
@@ -25,6 +28,7 @@ from ase.data import chemical_symbols
 
 from tridft.data.batch import collate
 from tridft.data.record import Record
+from tridft.data.references import check_energy_support, model_support
 from tridft.errors import InputError
 from tridft.model.inference import run_model
 from tridft.model.jacobian import consistency_error
@@ -107,15 +111,21 @@ def check_elements(model, records: Sequence[Record]) -> None:
 
 
 def predict(model, records: Sequence[Record], forces: str | None = None,
-            batch_size: int = 64, stress: bool = False,
-            uncertainty: bool = False) -> list[dict[str, np.ndarray | float]]:
+            batch_size: int = 64, stress: bool = False, uncertainty: bool = False,
+            energy: bool = True) -> list[dict[str, np.ndarray | float]]:
     """One dict per structure: energy (eV, float), forces (n, 3) eV/A from ``forces``
     (default: those the model was trained for), polarizability (3, 3) A^3 and every
     extra head by name (dipole (3,) e*A, ...); with ``stress``, stress (3, 3) eV/A^3
     for periodic structures; with ``uncertainty``, the calibrated uncertainties
     (tridft.model.inference: energy_uncertainty, forces_uncertainty (n,), ...).
+
+    InputError for a structure whose energy the reference energies do not determine;
+    ``energy=False`` leaves the energies out (and predicts the rest of such structures).
     """
     forces = _force_source(model, forces)
+    if energy:
+        check_energy_support(model_support(model), records,
+                             "--no-energy predicts the other properties")
     results = []
     for record, outputs in zip(records, _per_structure_outputs(
             model, records, forces, batch_size, stress=stress, uncertainty=uncertainty)):
@@ -123,6 +133,9 @@ def predict(model, records: Sequence[Record], forces: str | None = None,
             outputs[FORCES] = outputs.pop(CONSERVATIVE_FORCES)
         if not record.is_periodic:
             outputs.pop("stress", None)  # a molecule has no volume, hence no stress
+        if not energy:
+            outputs.pop(ENERGY, None)
+            outputs.pop(ENERGY + UNCERTAINTY_SUFFIX, None)
         if ENERGY in outputs:
             outputs[ENERGY] = float(outputs[ENERGY])
         results.append(outputs)
@@ -148,6 +161,8 @@ def evaluate_and_compare(model, records: Sequence[Record], forces: str | None = 
     """``evaluate`` and ``predictions_and_targets`` from one pass of the model; ``check``
     (a tridft.data.domain.DomainCheck) sees every structure's outputs."""
     forces = _force_source(model, forces)
+    check_energy_support(model_support(model), [r for r in records if r.energy is not None],
+                         "--keys energy=none evaluates the other labels")
     outputs = list(_per_structure_outputs(model, records, "both", batch_size))
     if check is not None:  # a DomainCheck: refuse non-finite, note extrapolation
         check.predictions(records, outputs)
@@ -165,6 +180,8 @@ def evaluate_and_compare(model, records: Sequence[Record], forces: str | None = 
         metrics["forces_rmse"] = pairs[FORCES].rmse()
         # Both force estimates, whichever one ``forces`` picked for forces_mae.
         for source, key in (("direct", FORCES), ("conservative", CONSERVATIVE_FORCES)):
+            if key not in outputs[0]:
+                continue
             both = _compare_forces(records, outputs, key)
             metrics[f"{source}_forces_mae"] = both.mae()
             metrics[f"{source}_forces_rmse"] = both.rmse()
@@ -178,9 +195,11 @@ def evaluate_and_compare(model, records: Sequence[Record], forces: str | None = 
         if name not in (ENERGY, "energy_per_atom", FORCES, POLARIZABILITY):
             metrics[f"{name}_mae"] = pair.mae()
             metrics[f"{name}_rmse"] = pair.rmse()
-    direct = np.concatenate([o[FORCES] for o in outputs])
-    conservative = np.concatenate([o[CONSERVATIVE_FORCES] for o in outputs])
-    metrics.update(consistency_error(torch.from_numpy(direct), torch.from_numpy(conservative)))
+    if FORCES in outputs[0] and CONSERVATIVE_FORCES in outputs[0]:
+        direct = np.concatenate([o[FORCES] for o in outputs])
+        conservative = np.concatenate([o[CONSERVATIVE_FORCES] for o in outputs])
+        metrics.update(consistency_error(torch.from_numpy(direct),
+                                         torch.from_numpy(conservative)))
     return metrics, pairs
 
 
@@ -188,13 +207,17 @@ def evaluate_and_compare(model, records: Sequence[Record], forces: str | None = 
 
 
 def _force_source(model, forces: str | None) -> str:
-    """``forces``, or (None) the force source the model was trained for."""
+    """``forces``, or (None) the force source the model was trained for; InputError for
+    -dE/dR of a model without an energy head."""
     if forces is None:
         from tridft.model.persistence import trained_force_source
 
-        return trained_force_source(model)
+        forces = trained_force_source(model)
     if forces not in FORCE_SOURCES:
         raise ValueError(f"forces must be one of {FORCE_SOURCES}, not '{forces}'")
+    if forces == "conservative" and ENERGY not in getattr(model, "heads", {ENERGY: None}):
+        raise InputError("the model has no energy head (it was trained without energies "
+                         "or forces): it predicts no conservative forces")
     return forces
 
 
@@ -274,12 +297,13 @@ def _compare(records: Sequence[Record], outputs: list[dict[str, np.ndarray]],
         if target:
             pairs[name] = Comparison(np.stack(predicted), np.stack(target))
 
-    labelled = [(r, o) for r, o in zip(records, outputs) if r.energy is not None]
+    labelled = [(r, o) for r, o in zip(records, outputs)
+                if r.energy is not None and ENERGY in o]
     add(ENERGY, [o[ENERGY] for _, o in labelled], [r.energy for r, _ in labelled])
     add("energy_per_atom", [o[ENERGY] / r.n_atoms for r, o in labelled],
         [r.energy / r.n_atoms for r, _ in labelled])
 
-    if any(r.forces is not None for r in records):
+    if any(r.forces is not None for r in records) and force_key in outputs[0]:
         pairs[FORCES] = _compare_forces(records, outputs, force_key)
 
     labelled = [(r, o) for r, o in zip(records, outputs)

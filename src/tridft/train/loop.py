@@ -30,13 +30,13 @@ from tridft.data.dataset import GraphDataset
 from tridft.data.domain import Domain
 from tridft.data.io import bundled_dataset_path, read_structures
 from tridft.data.options import keys_from_mapping, units_from_mapping
-from tridft.data.record import LABELS, Record
+from tridft.data.record import Record
+from tridft.data.references import without_unsupported_energies
 from tridft.data.splits import Splits, make_splits
 from tridft.data.stats import DatasetStats
 from tridft.errors import CheckpointError, ConfigError, InputError, TriDFTError
 from tridft.devices import check_device
 from tridft.files import write_json_atomic, write_text_atomic
-from tridft.model.model import build_model
 from tridft.model.persistence import save_model
 from tridft.outputs import check_not_inside
 from tridft.train import checkpoint as ckpt
@@ -49,6 +49,7 @@ from tridft.train.losses import TASK_SCALES, build_objective
 from tridft.train.metrics_log import CsvLog, TensorBoardLog
 from tridft.train.rundir import RUN_FILES, RunDirLock, check_run_dir
 from tridft.train.schedule import LearningRateSchedule
+from tridft.train.tasks import TaskPlan, plan_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class TrainResult:
     steps, epochs:    optimizer steps taken, epochs started
     elapsed_s:        training wall time, all sessions of a resumed run together
     stopped_because:  "max_steps", "max_epochs", "time_limit" or "early_stopping"
+    tasks:            the tasks trained and their weights (tridft.train.tasks)
     """
 
     run_dir: Path
@@ -78,6 +80,7 @@ class TrainResult:
     epochs: int = 0
     elapsed_s: float = 0.0
     stopped_because: str = ""
+    tasks: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +94,7 @@ class RunData:
     stats: DatasetStats
     sources: dict[str, str | None]
     domain: Domain | None = None  # what the training structures look like (data/domain.py)
+    plan: TaskPlan | None = None  # the tasks and heads of the run (train/tasks.py)
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True,
@@ -129,8 +133,9 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
     data = load_data(config, run_dir, resume)
 
     # ---- model, losses, balancing, optimizer, schedule, weight average ------------------------
-    model = build_model(config.model, data.stats).to(device)
-    tasks = _check_tasks(config, model, data)
+    model = data.plan.build_model(config.model, data.stats, data.train.records).to(device)
+    loss_config = data.plan.loss_config(config.loss)  # every label the data carries
+    tasks = loss_config.tasks()
     # Nothing is written before the data and the tasks are known to be usable.
     _on_rank_zero(context, _lock_run_dir, lock, run_dir, resume, overwrite)
     if not resume:
@@ -140,11 +145,11 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         data.splits.save(run_dir / "split.json")
         write_json_atomic(run_dir / "stats.json", data.stats.to_dict())
     context.broadcast_parameters(model)
-    objective = build_objective(config.loss, data.stats, training.force_source,
+    objective = build_objective(loss_config, data.stats, training.force_source,
                                 extra_scales=_extra_scales(tasks, data.train.records),
                                 count_average=context.average)  # shared loss denominators
     force_mode = "both" if objective.needs_conservative_forces else "direct"
-    balancer = build_balancer(config.loss, tasks, model, average=context.average,
+    balancer = build_balancer(loss_config, tasks, model, average=context.average,
                               seed=training.seed).to(device)
     optimizer = torch.optim.AdamW(
         [{"params": list(model.parameters()), "weight_decay": training.weight_decay},
@@ -200,7 +205,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         score = math.nan
         if context.is_main:
             metrics = evaluate(evaluation_model(), data.validation, forces=training.force_source)
-            score = validation_score(metrics, data.stats, config.loss.weights,
+            score = validation_score(metrics, data.stats, loss_config.weights,
                                      _extra_scales(tasks, data.train.records),
                                      mean_atoms=_mean_atoms(data.validation))
             validation_log.write({"step": state.step, "epoch": state.epoch, "score": score,
@@ -298,7 +303,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
     result = TrainResult(run_dir=run_dir, best_model_path=best_path, steps=state.step,
                          epochs=state.epoch + (state.batch_in_epoch > 0),
                          elapsed_s=elapsed(), stopped_because=stopped_because,
-                         metrics=dict(state.best_metrics))
+                         metrics=dict(state.best_metrics), tasks=dict(loss_config.weights))
     if context.is_main:
         if not data.validation or not best_path.is_file():
             save_best({})  # nothing to choose by: the final model is the model
@@ -343,32 +348,34 @@ def load_data(config: TrainConfig, run_dir: Path, resume: bool) -> RunData:
                              seed=data_config.split.seed)
     if not splits.train:
         raise InputError("the training split is empty", path=str(train_path))
+    plan = plan_tasks(config, [records[i] for i in splits.train], str(train_path))
+    records = plan.conform(records)  # labels of further heads in their kind's shape
     train_set = GraphDataset([records[i] for i in splits.train], config.model.cutoff)
-    _check_labels(config, train_set.records, train_path)
-    stats = train_set.stats()
+    stats = train_set.stats(isolated_atoms=data_config.reference_energies)
     domain = Domain.from_records(train_set.records, train_set.cutoff,
                                  [train_set.neighbor_list(i) for i in range(len(train_set))],
                                  stats.reference_energies)
-    return RunData(domain=domain,
-        train=train_set,
-        validation=validation if validation is not None
-        else [records[i] for i in splits.validation],
-        test=test if test is not None else [records[i] for i in splits.test],
+    held_out = {"validation": validation if validation is not None
+                else [records[i] for i in splits.validation],
+                "test": test if test is not None else [records[i] for i in splits.test]}
+    held_out = {name: _comparable(plan.conform(part), name, stats)
+                for name, part in held_out.items()}
+    return RunData(domain=domain, plan=plan,
+        train=train_set, validation=held_out["validation"], test=held_out["test"],
         splits=splits, stats=stats,
         sources={"train": str(train_path), "validation": data_config.validation,
                  "test": data_config.test})
 
 
-def _check_labels(config: TrainConfig, records: list[Record], path: Path) -> None:
-    """InputError when no training structure carries a label that the loss trains."""
-    labels = {"conservative_forces": "forces"}  # tasks supervised by another task's label
-    known = set(LABELS) | set(labels) | {n for r in records for n in (*r.extra, *r.atom_extra)}
-    tasks = [task for task in config.loss.tasks() if task in known]  # others: _check_tasks
-    if tasks and not any(r.has(labels.get(task, task)) for r in records for task in tasks):
-        raise InputError(f"no training structure carries a label the loss trains "
-                         f"({', '.join(tasks)}): nothing to learn. Name the labels of the "
-                         f"file with data.keys (e.g. energy: potential)", path=str(path),
-                         field="labels")
+def _comparable(records: list[Record], name: str, stats: DatasetStats) -> list[Record]:
+    """``records`` without the energy labels that the reference energies cannot predict
+    (compositions the training compositions do not determine), with one warning."""
+    records, dropped = without_unsupported_energies(records, stats.reference_support)
+    if dropped:
+        logger.warning("%d %s structures have compositions whose energy the training "
+                       "compositions do not determine: their energies are not compared "
+                       "(see data.reference_energies)", dropped, name)
+    return records
 
 
 def _split_counts(config: TrainConfig, n: int, separate_validation: bool,
@@ -462,28 +469,6 @@ def _clear_run_dir(run_dir: Path, context: distributed.Context) -> None:
                      "test_metrics.json", MODEL_NAME):
             (run_dir / name).unlink(missing_ok=True)
     context.barrier()
-
-
-def _check_tasks(config: TrainConfig, model, data: RunData) -> list[str]:
-    """The supervised tasks; a dipole task adds a dipole head, other unknown tasks are errors."""
-    tasks = config.loss.tasks()
-    for task in tasks:
-        if task in model.heads:
-            pass
-        elif task == "dipole":
-            from tridft.model.extra_heads import DipoleHead
-
-            model.add_head(DipoleHead("dipole", config.model.latent_scalar_width,
-                                      config.model.latent_vector_width, config.model.head_hidden,
-                                      scale=data.stats.dipole_scale)
-                           .to(device=next(model.parameters()).device,
-                               dtype=next(model.parameters()).dtype))
-        else:
-            raise ConfigError(f"loss.weights.{task}: the model has no '{task}' head "
-                              f"(heads: {', '.join(model.heads)}, or dipole)")
-        if not any(r.has(task) for r in data.train.records):
-            logger.warning("no training structure has the label '%s': its loss is zero", task)
-    return tasks
 
 
 def _warn_about_changes(payload: dict, config: TrainConfig) -> None:
@@ -650,6 +635,7 @@ def _metadata(data: RunData, config: TrainConfig, summary: dict) -> dict:
     return {"stats": data.stats.to_dict(), "split": data.splits.to_dict(),
             "data": dict(data.sources), "units": dict(INTERNAL_UNITS),
             "config": config.model_dump(mode="json"), "training": summary,
+            **({"tasks": data.plan.to_dict()} if data.plan is not None else {}),
             **({"domain": data.domain.to_dict()} if data.domain is not None else {})}
 
 
