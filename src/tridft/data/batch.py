@@ -78,9 +78,14 @@ class Batch:
     def edge_vectors(self) -> torch.Tensor:
         """(E, 3) Angstrom: r_ij = r_j - r_i + shift @ cell, differentiable in positions and cell."""
         centers, neighbors = self.edge_index
-        offsets = torch.einsum("ek,ekl->el", self.cell_shifts,
-                               self.cell[self.structure_index[centers]])
-        return self.positions[neighbors] - self.positions[centers] + offsets
+        # index_select, not advanced indexing: several times faster on a CPU, in the
+        # forward pass and (as index_add) in the backward passes of training.
+        vectors = self.positions.index_select(0, neighbors) \
+            - self.positions.index_select(0, centers)
+        if bool(self.pbc.any()):  # molecules have no cell shifts: skip the cell term
+            cells = self.cell.index_select(0, self.structure_index.index_select(0, centers))
+            vectors = vectors + torch.einsum("ek,ekl->el", self.cell_shifts, cells)
+        return vectors
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> "Batch":
         """A copy on ``device`` with floating tensors cast to ``dtype``."""

@@ -130,7 +130,7 @@ class TriDFTCalculator(Calculator):
                  uncertainty_limit: float | None = None, on_uncertainty: str = "warn",
                  **kwargs):
         super().__init__(**kwargs)
-        if forces not in FORCE_SOURCES:
+        if forces is not None and forces not in FORCE_SOURCES:
             raise InputError(f"forces must be one of {', '.join(FORCE_SOURCES)}, not '{forces}'")
         if isinstance(model_or_path, (str, Path, os.PathLike)):
             model = load_model(model_or_path)

@@ -38,7 +38,7 @@ class MessageBlock(nn.Module):
 
     def forward(self, x: AtomFeatures, edge_index: torch.Tensor, radial: torch.Tensor,
                 envelope: torch.Tensor, unit_vectors: torch.Tensor,
-                neighbor_norm: float) -> AtomFeatures:
+                neighbor_norm: float, first: bool = False) -> AtomFeatures:
         centers, neighbors = edge_index
         # (E, 3F): per-edge weights, smoothly zero at the cutoff. Gathers use index_select,
         # not tensor[index]: on CPU it is several times faster, and its backward is an
@@ -48,8 +48,10 @@ class MessageBlock(nn.Module):
         gate_vector, gate_scalar, gate_direction = torch.split(weights, self.features, dim=-1)
         # A contiguous copy: index_add_ of a strided (E, F) slice takes a slow path.
         message_scalars = gate_scalar.contiguous()
-        message_vectors = (x.vectors.index_select(0, neighbors) * gate_vector.unsqueeze(1)
-                           + unit_vectors.unsqueeze(-1) * gate_direction.unsqueeze(1))
+        message_vectors = unit_vectors.unsqueeze(-1) * gate_direction.unsqueeze(1)
+        if not first:  # the first layer's vectors are all zero: nothing to gather
+            message_vectors = message_vectors \
+                + x.vectors.index_select(0, neighbors) * gate_vector.unsqueeze(1)
         n_atoms = x.scalars.shape[0]
         # Dividing by the mean neighbour count keeps activations O(1) for any density.
         return AtomFeatures(
@@ -108,7 +110,8 @@ class PaiNNBackbone(nn.Module):
         x = AtomFeatures(scalars=scalars,
                          vectors=scalars.new_zeros(scalars.shape[0], 3, self.features))
         norm = float(self.average_neighbors)
-        for message, update in zip(self.messages, self.updates):
-            x = message(x, batch.edge_index, radial, envelope, unit_vectors, norm)
+        for layer, (message, update) in enumerate(zip(self.messages, self.updates)):
+            x = message(x, batch.edge_index, radial, envelope, unit_vectors, norm,
+                        first=layer == 0)
             x = update(x)
         return x
