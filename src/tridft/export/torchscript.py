@@ -69,12 +69,15 @@ class ExportError(TriDFTError):
 
 class _TracedCore(nn.Module):
     """(positions, numbers, cell, edge_index, cell_shifts) of one structure -> the heads'
-    outputs as a tuple, in the order of ``names``. Only this part is traced."""
+    outputs as a tuple, in the order of ``names``. Only this part is traced, once for
+    molecules and once for periodic cells (``periodic``): the model may branch on
+    ``Batch.pbc``, and a trace keeps only the branch it saw."""
 
-    def __init__(self, model: nn.Module, names: list[str]):
+    def __init__(self, model: nn.Module, names: list[str], periodic: bool):
         super().__init__()
         self.model = model
         self.names = names
+        self.periodic = periodic
 
     def forward(self, positions, numbers, cell, edge_index, cell_shifts):
         structure_index = torch.zeros_like(numbers)
@@ -83,7 +86,9 @@ class _TracedCore(nn.Module):
         no = torch.zeros(1, dtype=torch.bool)
         batch = Batch(numbers=numbers, positions=positions, structure_index=structure_index,
                       n_atoms=n_atoms, cell=cell.unsqueeze(0),
-                      pbc=torch.zeros(1, 3, dtype=torch.bool), edge_index=edge_index,
+                      pbc=(torch.ones if self.periodic else torch.zeros)(1, 3,
+                                                                         dtype=torch.bool),
+                      edge_index=edge_index,
                       cell_shifts=cell_shifts, energy=zeros.double(), energy_mask=no,
                       forces=torch.zeros_like(positions),
                       forces_mask=torch.zeros_like(numbers, dtype=torch.bool),
@@ -96,10 +101,13 @@ class _TracedCore(nn.Module):
 class ExportedModel(nn.Module):
     """The scripted program (see the module docstring)."""
 
-    def __init__(self, core: torch.jit.ScriptModule, names: list[str], cutoff: float,
-                 dtype: torch.dtype):
+    def __init__(self, molecule_core: torch.jit.ScriptModule,
+                 periodic_core: torch.jit.ScriptModule, periodic_supported: bool,
+                 names: list[str], cutoff: float, dtype: torch.dtype):
         super().__init__()
-        self.core = core
+        self.molecule_core = molecule_core
+        self.periodic_core = periodic_core
+        self.periodic_supported = periodic_supported
         self.names = names
         self.cutoff = float(cutoff)
         self.register_buffer("dtype_probe", torch.zeros(0, dtype=dtype))
@@ -121,11 +129,15 @@ class ExportedModel(nn.Module):
         strain = torch.zeros(3, 3, dtype=dtype).requires_grad_(True)
         deformation = torch.eye(3, dtype=dtype) + 0.5 * (strain + strain.t())
         box = cell.to(dtype)
-        if not periodic:
-            box = torch.zeros(3, 3, dtype=dtype)
-        values = self.core(centred @ deformation.t(), numbers.to(torch.long),
-                           box @ deformation.t(), edge_index.to(torch.long),
-                           cell_shifts.to(dtype))
+        inputs = (centred @ deformation.t(), numbers.to(torch.long), box @ deformation.t(),
+                  edge_index.to(torch.long), cell_shifts.to(dtype))
+        if periodic:
+            if not self.periodic_supported:
+                raise RuntimeError("this model has a head that refuses periodic cells")
+            values = self.periodic_core(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4])
+        else:
+            values = self.molecule_core(inputs[0], inputs[1], torch.zeros_like(inputs[2]),
+                                        inputs[3], inputs[4])
         outputs: Dict[str, torch.Tensor] = {}
         for k in range(len(self.names)):
             outputs[self.names[k]] = values[k]
@@ -145,21 +157,33 @@ def build_program(model) -> torch.jit.ScriptModule:
     model = model.eval().cpu()
     dtype = next(model.parameters()).dtype
     names = list(model.heads)
-    example = _example_structures(model)[0]
-    batch = collate([example], model.cutoff, dtype=dtype)
-    inputs = (batch.positions, batch.numbers, batch.cell[0], batch.edge_index,
-              batch.cell_shifts)
+    molecule, crystal = _example_structures(model)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # TracerWarnings about constants (one structure per call), and torch >= 2.10
             # calling torch.jit deprecated (it still works; see docs/export.md).
             warnings.simplefilter("ignore")
-            core = torch.jit.trace(_TracedCore(model, names), inputs, check_trace=False)
-            return torch.jit.script(ExportedModel(core, names, model.cutoff, dtype))
+            molecule_core = _trace(model, names, molecule)
+            try:
+                periodic_core, periodic_supported = _trace(model, names, crystal), True
+            except TriDFTError as error:  # a head that refuses cells (the dipole)
+                logger.info("exported for molecules only: %s", error)
+                periodic_core, periodic_supported = molecule_core, False
+            return torch.jit.script(ExportedModel(molecule_core, periodic_core,
+                                                  periodic_supported, names, model.cutoff,
+                                                  dtype))
     except (RuntimeError, TypeError, ValueError, torch.jit.Error) as error:
         detail = " ".join(str(error).split())[:200]
         raise ExportError(f"the model could not be turned into TorchScript ({detail})") \
             from None
+
+
+def _trace(model, names: list[str], example: Record) -> torch.jit.ScriptModule:
+    batch = collate([example], model.cutoff, dtype=next(model.parameters()).dtype)
+    inputs = (batch.positions, batch.numbers, batch.cell[0], batch.edge_index,
+              batch.cell_shifts)
+    return torch.jit.trace(_TracedCore(model, names, example.is_periodic), inputs,
+                           check_trace=False)
 
 
 def export_model(model, path: str | os.PathLike, check: bool = True) -> dict:
@@ -195,6 +219,8 @@ def check_program(program, model) -> dict:
     dtype = next(model.parameters()).dtype
     worst: dict[str, float] = {}
     for record in _example_structures(model):
+        if record.is_periodic and not program.periodic_supported:
+            continue
         batch = collate([record], model.cutoff, dtype=dtype)
         expected = run_model(model, batch, forces="both", stress=record.is_periodic)
         cell = np.zeros((3, 3)) if record.cell is None else record.cell
