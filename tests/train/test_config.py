@@ -36,7 +36,8 @@ def test_overrides_parse_values_as_yaml_and_extend_defaults():
                                "training.time_limit_minutes=null", "loss.pcgrad=true"])
     assert config.training.lr == 1e-3
     assert config.loss.weights == {**TrainConfig().loss.weights, "dipole": 0.5}
-    assert set(config.loss.weights) == {"energy", "forces", "polarizability", "dipole"}
+    assert set(config.loss.weights) == {"energy", "forces", "conservative_forces",
+                                        "polarizability", "dipole"}
     assert config.loss.pcgrad is True
     with pytest.raises(ConfigError, match=r"^--set training\.lrr: unknown key$"):
         config_from_dict({}, ["training.lrr=1"])

@@ -137,7 +137,8 @@ class LossConfig(_Section):
     kind: Literal["mse", "huber"] = "mse"
     huber_delta: float = Field(1.0, gt=0, description="in units of the task's scale")
     weights: dict[str, float] = Field(
-        default_factory=lambda: {"energy": 1.0, "forces": 10.0, "polarizability": 1.0},
+        default_factory=lambda: {"energy": 1.0, "forces": 10.0, "conservative_forces": 10.0,
+                                 "polarizability": 1.0},
         description="task (head name) -> weight; a label of the data not listed is "
                     "trained with its default weight, 0 leaves it out (train/tasks.py)")
     jacobian_weight: float = Field(2.0, ge=0, description="|F_direct + dE/dR|^2 / forces_rms^2")
@@ -163,8 +164,9 @@ class LossConfig(_Section):
         return weights
 
     def tasks(self) -> list[str]:
-        """The supervised tasks: those with a positive weight, in a stable order."""
-        return [task for task, weight in self.weights.items() if weight > 0]
+        """The supervised tasks: those with a positive weight, sorted by name (the order
+        of the balancer's state, which must not depend on how the YAML was written)."""
+        return sorted(task for task, weight in self.weights.items() if weight > 0)
 
 
 class TrainConfig(_Section):

@@ -548,6 +548,7 @@ def validation_score(metrics: dict, stats: DatasetStats, weights: dict[str, floa
     scaled = {
         "energy": (metrics.get("energy_mae_per_atom"), stats.energy_per_atom_scale),
         "forces": (metrics.get("forces_mae"), stats.forces_rms),
+        "conservative_forces": (metrics.get("conservative_forces_mae"), stats.forces_rms),
         "polarizability": (metrics.get("polarizability_mae"),
                            stats.polarizability_scale * mean_atoms),
         "dipole": (metrics.get("dipole_mae"), stats.dipole_scale),
@@ -591,12 +592,15 @@ def _short(metrics: dict) -> str:
         parts.append(f"E {1000 * metrics['energy_mae']:.1f} meV")
     if "forces_mae" in metrics:
         parts.append(f"F {1000 * metrics['forces_mae']:.1f} meV/A")
+    if "conservative_forces_mae" in metrics:
+        parts.append(f"-dE/dR {1000 * metrics['conservative_forces_mae']:.1f} meV/A")
     if "polarizability_mae" in metrics:
         parts.append(f"a {metrics['polarizability_mae']:.4f} A^3")
     return " ".join(parts)
 
 
-_SHORT_TASK_NAMES = {"energy": "E", "forces": "F", "polarizability": "a"}
+_SHORT_TASK_NAMES = {"energy": "E", "forces": "F", "conservative_forces": "-dE/dR",
+                     "polarizability": "a"}
 
 
 def _short_losses(row: dict) -> str:
