@@ -13,7 +13,7 @@ import pytest
 
 from tests.label.helpers import FAST, REPO_ROOT, distorted_waters
 from tridft.cli.main import main
-from tridft.label import runner
+from tridft.label import jobs, runner
 from tridft.label.pyscf_backend import LabelFailure, LabelSettings
 from tridft.label.runner import label_file, label_key, prepare_output, scan_frames
 
@@ -105,7 +105,7 @@ def test_resume_after_a_kill_labels_each_structure_exactly_once(tmp_path):
 
 
 def test_a_failure_goes_to_the_failures_file_not_the_output(tmp_path, monkeypatch):
-    real = runner.label_structure
+    real = jobs.label_structure
 
     def flaky(numbers, positions, settings, charge=None, multiplicity=None):
         if positions[0, 0] == waters[1].positions[0, 0]:
@@ -113,7 +113,7 @@ def test_a_failure_goes_to_the_failures_file_not_the_output(tmp_path, monkeypatc
         return real(numbers, positions, settings, charge=charge, multiplicity=multiplicity)
 
     waters = distorted_waters(3)
-    monkeypatch.setattr(runner, "label_structure", flaky)
+    monkeypatch.setattr(jobs, "label_structure", flaky)
     out = tmp_path / "out.extxyz"
     summary = label_file(waters, out, FAST, workers=0, progress=False)
     assert (summary.done, summary.failed) == (2, 1)
@@ -122,7 +122,7 @@ def test_a_failure_goes_to_the_failures_file_not_the_output(tmp_path, monkeypatc
     assert failures == [{"source_index": 1, "label_key": failures[0]["label_key"],
                          "reason": "SCF did not converge (test)"}]
 
-    monkeypatch.setattr(runner, "label_structure", real)  # the next run retries it
+    monkeypatch.setattr(jobs, "label_structure", real)  # the next run retries it
     summary = label_file(waters, out, FAST, workers=0, progress=False)
     assert (summary.done, summary.skipped, summary.failed) == (1, 2, 0)
     assert sorted(frames_by_index(out)) == [0, 1, 2]
