@@ -18,6 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 SINGLE_TASK = {"jacobian_weight": 0.0}  # the regularizer couples energy and forces: off
+# Labels of the data that a single-task variant must not train (unnamed ones would be).
+NONE = {"energy": 0.0, "forces": 0.0, "conservative_forces": 0.0, "polarizability": 0.0,
+        "dipole": 0.0}
 
 VARIANTS: dict[str, dict] = {
     # The full model: bottleneck, Jacobian regularizer, fixed loss weights.
@@ -28,12 +31,10 @@ VARIANTS: dict[str, dict] = {
     "conservative_forces": {"training": {"force_source": "conservative"}},
     "no_bottleneck": {"model": {"latent_scalars": None, "latent_vectors": None},
                       "loss": {"kl_beta": 0.0}},
-    "energy_only": {"loss": {"weights": {"energy": 1.0, "forces": 0.0, "polarizability": 0.0},
-                             **SINGLE_TASK}},
-    "forces_only": {"loss": {"weights": {"energy": 0.0, "forces": 1.0, "polarizability": 0.0},
-                             **SINGLE_TASK}},
-    "polarizability_only": {"loss": {"weights": {"energy": 0.0, "forces": 0.0,
-                                                 "polarizability": 1.0}, **SINGLE_TASK}},
+    "energy_only": {"loss": {"weights": {**NONE, "energy": 1.0}, **SINGLE_TASK}},
+    "forces_only": {"loss": {"weights": {**NONE, "forces": 1.0}, **SINGLE_TASK}},
+    "polarizability_only": {"loss": {"weights": {**NONE, "polarizability": 1.0},
+                                     **SINGLE_TASK}},
     # Loss balancing strategies ("full" is the fixed-weight one).
     "uncertainty": {"loss": {"balancing": "uncertainty"}},
     "gradnorm": {"loss": {"balancing": "gradnorm"}},

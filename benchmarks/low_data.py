@@ -32,7 +32,9 @@ import common  # noqa: E402
 
 SIZES = (50, 100, 200, 400, 650)
 FRACTIONS = (0.05, 0.10, 0.25, 1.0)
-POLARIZABILITY_ONLY = {"loss": {"weights": {"energy": 0.0, "forces": 0.0, "polarizability": 1.0},
+POLARIZABILITY_ONLY = {"loss": {"weights": {"energy": 0.0, "forces": 0.0,
+                                            "conservative_forces": 0.0, "dipole": 0.0,
+                                            "polarizability": 1.0},
                                 "jacobian_weight": 0.0}}
 QUICK_SIZES = (8, 24)
 GRIDS = ("learning_curve", "partial_polarizability")
@@ -106,6 +108,8 @@ def main(argv=None) -> int:
             records = [data.pool[i] for i in keep]
             overrides = POLARIZABILITY_ONLY
         metrics = common.train_and_test(records, data, overrides, seed, workdir)
+        if model != "multi_task":
+            metrics["tasks"] = ["polarizability"]
         return {**metrics, "n_polarizability_labels": len(keep)}
 
     common.run_grid(results, grid, run_one, args.keep_runs)
