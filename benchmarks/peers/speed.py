@@ -73,8 +73,10 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", default="energy,forces", help="peers: the model's outputs")
     parser.add_argument("--ethanol", required=True, help="extxyz of ethanol structures")
     parser.add_argument("--ethanol-batch", type=int, default=100)
-    parser.add_argument("--water", required=True, help="extxyz whose first frame is the 192-atom cell")
-    parser.add_argument("--sizes", default="192,384,768,1536,3072,6144,12288")
+    parser.add_argument("--water", help="extxyz whose first frame is the 192-atom cell "
+                                         "(needed when --sizes names any)")
+    parser.add_argument("--sizes", default="192,384,768,1536,3072,6144,12288",
+                        help="water box sizes (atoms); empty: ethanol only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--out", required=True)
@@ -108,7 +110,10 @@ def main(argv=None) -> int:
                          "peak_rss_mb": peak_rss_mb()}
     write(result, args.out)
 
-    for size in (int(s) for s in args.sizes.split(",")):
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if sizes and not args.water:
+        parser.error("--water is needed for the water box sizes")
+    for size in sizes:
         box = water_box(args.water, WATER_REPEATS[size])
         times, cpu_times = time_call(predict([box]), 1 if size >= 3072 else 3,
                                      args.max_seconds, warmup=size < 3072)
