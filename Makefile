@@ -22,7 +22,7 @@ demo: install
 	$(BIN)/tridft demo
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests src/tridft
 
 clean:
 	rm -rf $(VENV) runs
