@@ -94,5 +94,8 @@ def test_the_md_benchmark_quick_mode_runs(tmp_path):
     assert benchmark.main([str(tmp_path / "model.pt"), "--quick", "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     assert len(results["harmonic"]["model_cm1"]) == 21
-    assert [run["forces"] for run in results["nve"]] == ["direct", "conservative"]
+    assert len(results["harmonic"]["model_raman_activity"]) == 21
+    assert -1 <= results["harmonic"]["raman_pearson_r"] <= 1
+    assert [run["forces"] for run in results["nve"]] == [
+        "conservative", "direct"] + [f"mts k={k}" for k in benchmark.MTS_EVERY]
     assert all(run["steps"] == 100 and run["steps_per_s"] > 0 for run in results["nve"])
