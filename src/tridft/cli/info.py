@@ -47,10 +47,23 @@ def format_info(name: str, model) -> str:
         sections.append(_training(metadata["training"], metadata.get("config", {}) or {}))
     if not metadata:
         sections.append(["training: no metadata (an untrained model?)"])
+    sections.append(_uncertainty(getattr(model, "uncertainty", None)))
     other = {k: v for k, v in metadata.items() if k not in _KNOWN_METADATA}
     if other:
         sections.append(["other metadata"] + _describe(other, indent=2))
     return "\n\n".join("\n".join(lines) for lines in sections)
+
+
+def _uncertainty(llpr) -> list[str]:
+    """The calibration of the uncertainties (docs/uncertainty.md), or its absence."""
+    if llpr is None:
+        return ["uncertainty: not calibrated (tridft calibrate MODEL adds it)"]
+    lines = ["uncertainty (LLPR, calibrated on validation)"]
+    for name, report in llpr.report.items():
+        lines.append(_row(name, f"alpha^2 {report['scale']:.3g}, regulariser "
+                                f"{report['regularizer_relative']:.0e}, disagreement weight "
+                                f"{report.get('disagreement', 0.0):.3g}"))
+    return lines
 
 
 def _row(name: str, value: Any, indent: int = 2) -> str:
