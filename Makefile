@@ -13,7 +13,7 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH_PIN)
 	echo "$(TORCH_PIN)" > $(VENV)/constraints.txt
-	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -e ".[label,test]"
+	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -e ".[label,test,plot]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -40,3 +40,10 @@ class ConfigError(TriDFTError):
 
 class CheckpointError(TriDFTError):
     """A model or checkpoint file that cannot be loaded safely."""
+
+
+class MissingExtra(TriDFTError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it.
+
+    An ImportError too, so that code which can do without the package may catch it.
+    """

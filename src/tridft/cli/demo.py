@@ -79,10 +79,12 @@ def demo_config(out: str, minutes: float, quick: bool = False):
 
 def run(args: argparse.Namespace) -> int:
     from tridft.errors import TriDFTError
+    from tridft.extras import require_matplotlib
     from tridft.report.run_report import write_run_report
     from tridft.report.summary import format_table
     from tridft.train.loop import train
 
+    require_matplotlib("the demo's plots")  # before minutes of training
     started = time.monotonic()
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise TriDFTError(f"--out {args.out}: exists and is not a folder")

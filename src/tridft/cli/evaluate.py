@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from tridft.data.io import read_structures
     from tridft.data.options import parse_keys, parse_units
     from tridft.data.unit_hint import unit_hints
+    from tridft.extras import require_matplotlib
     from tridft.files import write_json_atomic
     from tridft.model.persistence import load_model, trained_force_source
     from tridft.outputs import check_outputs
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     from tridft.train.evaluate import evaluate_and_compare
 
     keys, units = parse_keys(args.keys), parse_units(args.units)  # option errors first
+    if args.plots:
+        require_matplotlib("--plots")
     check_outputs({"--json": args.json}, inputs={"MODEL": args.model, "DATA": args.data},
                   folders={"--plots": args.plots})
     model = load_model(args.model)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from tridft.cli.evaluate import positive_int
+from tridft.extras import require_matplotlib
 
 
 def register(subparsers) -> None:
@@ -35,6 +36,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_matplotlib("the latent plot (OUT_PREFIX.png)")  # before any work
     from tridft.data.io import KeyMap, read_structures
     from tridft.data.options import parse_units
     from tridft.errors import InputError

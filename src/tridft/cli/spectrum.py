@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tridft.cli.evaluate import positive_int
 from tridft.cli.md import non_negative_float, positive_float
+from tridft.extras import require_matplotlib
 
 
 def register(subparsers) -> None:
@@ -50,6 +51,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_matplotlib("the spectrum plot (PREFIX.png)")  # before any work
     from tridft.errors import InputError
     from tridft.md import spectra as sp
     from tridft.md.trajectory import read_trajectory, series

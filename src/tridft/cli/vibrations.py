@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from tridft.cli.md import positive_float
+from tridft.extras import require_matplotlib
 
 COLUMNS = ["mode", "frequency_cm1", "raman_activity_A4_per_amu", "depolarisation_ratio",
            "raman_a2_A4_per_amu", "raman_gamma2_A4_per_amu", "ir_intensity_km_per_mol"]
@@ -47,6 +48,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_matplotlib("the spectrum plot (PREFIX.png)")  # before any work
     import ase
     import numpy as np
 
@@ -134,6 +136,8 @@ def _write_structure(atoms, path: Path) -> None:
 
 def _plot(analysis, geometry, path: Path, fwhm_cm1: float) -> None:
     import numpy as np
+
+    require_matplotlib()
     from matplotlib.figure import Figure
 
     from tridft.md.vibrations import broadened

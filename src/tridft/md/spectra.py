@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tridft.errors import InputError
+from tridft.extras import require_matplotlib
 from tridft.files import atomic_output
 from tridft.units import BOLTZMANN_EV_PER_K, HBAR_EV_S, INVERSE_FS_TO_CM1, SPEED_OF_LIGHT_CM_PER_S
 
@@ -334,6 +335,7 @@ def plot_spectra(spectra: Spectra, path: str | os.PathLike, max_cm1: float = 400
     Each panel is scaled to its largest value above 100 cm^-1 (the rotational wing
     below is clipped).
     """
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")

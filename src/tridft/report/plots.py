@@ -8,7 +8,7 @@
 The first two take the comparisons of ``tridft.train.evaluate.predictions_and_targets``,
 the last two the ``metrics.csv`` (and ``validation.csv``) a training run writes. Figures are drawn on
 matplotlib's Agg canvas directly (no pyplot, no display) and every file is written
-atomically.
+atomically. matplotlib (the ``plot`` extra) is imported only when a figure is drawn.
 """
 
 from __future__ import annotations
@@ -17,13 +17,16 @@ import csv
 import math
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
-from matplotlib.figure import Figure
 
+from tridft.extras import require_matplotlib
 from tridft.files import atomic_output
 from tridft.train.evaluate import Comparison
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Comparison key -> (axis label, unit), in the order the panels appear.
 PARITY_QUANTITIES = {
@@ -41,6 +44,9 @@ COSINE_PREFIX = "cos_"
 
 
 def _panels(count: int, size: float = 3.6) -> tuple[Figure, list]:
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(size * count, size), layout="constrained")
     axes = figure.subplots(1, count, squeeze=False)[0]
     return figure, list(axes)

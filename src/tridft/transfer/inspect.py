@@ -33,6 +33,7 @@ from tridft.data.batch import collate
 from tridft.data.dataset import GraphDataset
 from tridft.data.record import Record
 from tridft.errors import InputError
+from tridft.extras import require_matplotlib
 from tridft.files import atomic_output, write_json_atomic
 from tridft.model.bottleneck import Latent
 from tridft.model.extra_heads import AtomScalarHead, DipoleHead, StructureScalarHead
@@ -246,6 +247,7 @@ def write_inspection(report: LatentReport, atoms: ase.Atoms | None,
 
 def plot_latent(report: LatentReport, path: str | os.PathLike) -> None:
     """A PNG: KL per scalar channel (bar chart, sorted) and the attribution heat map."""
+    require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
