@@ -11,7 +11,8 @@ from tridft.md.calculator import TriDFTCalculator
 from tridft.model.persistence import load_model, trained_force_source
 from tridft.train.config import config_from_dict
 from tridft.train.evaluate import evaluate, predict
-from tridft.train.loop import _shared_elapsed, train
+from tridft.train.limits import shared_elapsed
+from tridft.train.loop import train
 
 from .tiny import tiny_config, write_ethanol_subset
 
@@ -55,8 +56,8 @@ def test_every_process_sets_the_learning_rate_from_rank_zeros_clock():
 
     timed = config_from_dict({"training": {"time_limit_minutes": 5}}).training
     untimed = config_from_dict({}).training
-    assert _shared_elapsed(97.5, timed, TwoProcesses()) == 100.0
-    assert _shared_elapsed(97.5, untimed, TwoProcesses()) == 97.5  # steps decide, not time
+    assert shared_elapsed(97.5, timed, TwoProcesses()) == 100.0
+    assert shared_elapsed(97.5, untimed, TwoProcesses()) == 97.5  # steps decide, not time
 
 
 @pytest.mark.parametrize("values", [{"training": {"max_steps": True}},

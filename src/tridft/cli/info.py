@@ -17,7 +17,7 @@ WIDTH = 28  # of the name column
 _LONGEST_LIST = 12
 INTERNAL_UNITS = {"energy": "eV", "length": "Angstrom", "forces": "eV/Angstrom",
                   "polarizability": "Angstrom^3", "dipole": "e*Angstrom"}
-# Metadata keys shown in their own sections (see tridft.train.loop._metadata).
+# Metadata keys shown in their own sections (see tridft.train.selection.model_metadata).
 _KNOWN_METADATA = ("stats", "split", "data", "units", "config", "training")
 
 
