@@ -28,7 +28,7 @@ from tridft.data.batch import Batch
 from tridft.errors import TriDFTError
 from tridft.model.model import CONSERVATIVE_FORCES, ENERGY, FORCES
 from tridft.model.stress import stress_from_gradient, strained, zero_strain
-from tridft.uncertainty.llpr import probe
+from tridft.uncertainty.llpr import captured_latent, head_jacobians
 
 STRESS = "stress"
 FORCE_MODES = ("direct", "conservative", "both")
@@ -80,17 +80,14 @@ def forward_with_jacobians(model, batch: Batch, forces: str, stress: bool,
         batch = replace(batch, positions=positions)
         strain = zero_strain(batch) if stress else None
         deformed = strained(batch, strain) if stress else batch
-        jacobians = {}
-        with (probe(model, deformed, layers) if layers else nullcontext()) as jacobian_probe:
+        with (captured_latent(model) if layers else nullcontext()) as captured:
             outputs = model(deformed, forces="direct")
-            if want_forces or stress:
-                inputs = [positions] + ([strain] if stress else [])
-                gradients = torch.autograd.grad(outputs[ENERGY].sum(), inputs,
-                                                retain_graph=bool(layers))
-                if want_forces:
-                    outputs[CONSERVATIVE_FORCES] = -gradients[0]
-                if stress:
-                    outputs[STRESS] = stress_from_gradient(gradients[1], batch)
-            if layers:
-                jacobians = jacobian_probe.jacobians(outputs)
+        if want_forces or stress:
+            inputs = [positions] + ([strain] if stress else [])
+            gradients = torch.autograd.grad(outputs[ENERGY].sum(), inputs)
+            if want_forces:
+                outputs[CONSERVATIVE_FORCES] = -gradients[0]
+            if stress:
+                outputs[STRESS] = stress_from_gradient(gradients[1], batch)
+    jacobians = head_jacobians(model, captured["latent"], deformed, layers) if layers else {}
     return {k: v.detach() for k, v in outputs.items()}, jacobians

@@ -13,11 +13,12 @@ low-cost uncertainties in trained neural networks"). The latent is small, so the
 has 33 to 600 numbers and C is cheap; alpha^2 and s^2 are fitted on the validation
 split (tridft.uncertainty.calibrate).
 
-J is found without touching the model code: a zero "ghost" copy of the layer's
-parameters, one per structure (or per atom), is added to the layer's output through
-a forward hook; the gradient of each output component with respect to the ghosts
-is J for every structure at once, one backward pass per component (1 for the energy,
-3 for forces, 9 for the polarizability), through the head's last layers only.
+J is found without touching the model code: the heads are run a second time on the
+(detached) latent of the model's pass, with a zero "ghost" copy of the layer's
+parameters, one per structure (or per atom), added to the layer's output through a
+forward hook; the gradient of each output component with respect to the ghosts is
+J for every structure at once, from one vectorised backward pass over the components
+(1 for the energy, 3 for forces, 9 for the polarizability) through the heads only.
 
 The direct forces have a second estimate in the same model, -dE/dR, which the
 Jacobian regulariser pulls towards them; where the two disagree the model is unsure.
@@ -34,7 +35,7 @@ energy eV, forces eV/Angstrom, polarizability Angstrom^3.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -129,13 +130,52 @@ class JacobianProbe:
                                    f"in the forward pass, as LLPR needs")
             leaves = [leaf for ghost in ghosts for leaf in ghost.leaves()]
             values = outputs[name]
-            values = values.reshape(values.shape[0], -1)  # (G, D)
-            rows = []
-            for d in range(values.shape[1]):
-                grads = torch.autograd.grad(values[:, d].sum(), leaves, retain_graph=True)
-                rows.append(torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1))
-            result[name] = torch.stack(rows, dim=1).detach().to(torch.float64)  # (G, D, P)
+            result[name] = _jacobian(values.reshape(values.shape[0], -1), leaves)
         return result
+
+
+def _jacobian(values: torch.Tensor, leaves: list[torch.Tensor]) -> torch.Tensor:
+    """(G, D, P) float64: d values[g, d] / d leaves[g] for ghosts owned by group g."""
+    groups, components = values.shape
+    try:  # all D components in one vectorised backward pass
+        seeds = torch.eye(components, dtype=values.dtype, device=values.device)
+        seeds = seeds.unsqueeze(1).expand(components, groups, components)
+        grads = torch.autograd.grad(values, leaves, grad_outputs=seeds, retain_graph=True,
+                                    is_grads_batched=True)
+        rows = torch.cat([g.reshape(components, groups, -1) for g in grads], dim=2)
+        return rows.transpose(0, 1).detach().to(torch.float64)
+    except RuntimeError:  # an operation without a batching rule: one pass per component
+        rows = []
+        for d in range(components):
+            grads = torch.autograd.grad(values[:, d].sum(), leaves, retain_graph=True)
+            rows.append(torch.cat([g.reshape(groups, -1) for g in grads], dim=1))
+        return torch.stack(rows, dim=1).detach().to(torch.float64)
+
+
+@contextmanager
+def captured_latent(model):
+    """``with captured_latent(model) as box: model(batch)``; then box["latent"] is the
+    latent of that pass (a forward hook on the bottleneck)."""
+    box: dict = {}
+    handle = model.bottleneck.register_forward_hook(
+        lambda module, inputs, output: box.__setitem__("latent", output))
+    try:
+        yield box
+    finally:
+        handle.remove()
+
+
+def head_jacobians(model, latent, batch: Batch,
+                   heads: dict[str, tuple[tuple[str, ...], str]]) -> dict[str, torch.Tensor]:
+    """J (G, D, P) of every head in ``heads``, from the heads alone run again on a detached
+    ``latent``: the backward passes never enter the backbone (cheap)."""
+    detached = replace(latent, scalars=latent.scalars.detach(), vectors=latent.vectors.detach(),
+                       mean=latent.mean.detach(),
+                       log_var=None if latent.log_var is None else latent.log_var.detach())
+    batch = replace(batch, positions=batch.positions.detach(), cell=batch.cell.detach())
+    with torch.enable_grad(), probe(model, batch, heads) as jacobian_probe:
+        outputs = {name: model.heads[name](detached, batch) for name in heads}
+        return jacobian_probe.jacobians(outputs)
 
 
 @contextmanager
