@@ -61,6 +61,9 @@ class ModelConfig(NoBooleanNumbers):
     head_hidden: int = Field(64, gt=0, description="hidden width of the head MLPs")
     polarizability_channels: int = Field(8, gt=0,
                                          description="vector pairs building the anisotropic part")
+    polarizability_edge_basis: int = Field(
+        8, ge=0, description="radial functions of the polarizability's per-neighbour "
+                             "anisotropic term (0: none)")
 
     dtype: Literal["float32", "float64"] = "float32"
 

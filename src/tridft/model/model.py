@@ -150,7 +150,8 @@ def build_model(config: ModelConfig | dict | None = None, stats=None,
             POLARIZABILITY: lambda: PolarizabilityHead(
                 POLARIZABILITY, Ls, Lv, hidden, config.polarizability_channels,
                 scale=stat("polarizability_scale", 1.0),
-                shift=stat("polarizability_per_atom_mean", 0.0)),
+                shift=stat("polarizability_per_atom_mean", 0.0),
+                edge_basis=config.polarizability_edge_basis, cutoff=config.cutoff),
         }
         heads = [standard[name]() for name in STANDARD_HEADS if name in heads]
     elements = list(getattr(stats, "elements", []) or []) if stats is not None else []
