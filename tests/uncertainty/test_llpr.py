@@ -36,15 +36,19 @@ def jacobians(model, records):
 
 def parameter_gradient(model, value, head):
     """d value / d (weight, bias) of the head's last layer, flattened like the probe's."""
-    path, _ = supported_heads(model)[head]
-    layer = model.get_submodule(path[0])
-    leaves = [layer.weight] + ([layer.bias] if layer.bias is not None else [])
+    paths, _ = supported_heads(model)[head]
+    leaves = []
+    for path in paths:
+        layer = model.get_submodule(path)
+        leaves += [layer.weight] + ([layer.bias] if layer.bias is not None else [])
     grads = torch.autograd.grad(value, leaves, retain_graph=True)
     return torch.cat([g.reshape(-1) for g in grads])
 
 
-def test_ghost_jacobians_are_the_last_layer_gradients(records):
-    model = perturbed_model(seed=1)
+@pytest.mark.parametrize("edge_basis", [0, 4])
+def test_ghost_jacobians_are_the_last_layer_gradients(records, edge_basis):
+    model = perturbed_model(seed=1, polarizability_edge_basis=edge_basis)
+    assert len(supported_heads(model)["polarizability"][0]) == (2 if edge_basis else 1)
     pair = records[:2]
     _, J = jacobians(model, pair)
     for s in range(2):

@@ -3,7 +3,7 @@
 Every head's output y is linear in the parameters theta of its last linear layer
 (energy: the energy MLP's output layer; direct forces: the force head's last vector
 mix; polarizability: the layer that gives the per-atom isotropic and anisotropic
-coefficients). With J = dy/dtheta for one structure (or one atom, for the forces)
+coefficients, and the per-neighbour weights of its bond term when it has one). With J = dy/dtheta for one structure (or one atom, for the forces)
 and the covariance C = sum over the training set of J^T J,
 
     variance(y) = alpha^2 * J (C + s^2 I)^-1 J^T
@@ -48,7 +48,7 @@ from tridft.model.scatter import scatter_sum
 LAST_LAYERS: dict[str, tuple[tuple[str, ...], str]] = {
     "energy": (("mlp.2",), "structure"),
     "direct_forces": (("block2.mix_out",), "atom"),
-    "polarizability": (("scalar_out",), "structure"),
+    "polarizability": (("scalar_out", "edge_weights"), "structure"),
 }
 # Head kind -> the output that predicts the same quantity another way: their
 # disagreement joins the variance (a committee of two the model already has).
@@ -67,7 +67,9 @@ def supported_heads(model) -> dict[str, tuple[tuple[str, ...], str]]:
     for name, head in model.heads.items():
         if head.kind in LAST_LAYERS:
             paths, level = LAST_LAYERS[head.kind]
-            found[name] = (tuple(f"heads.{name}.{path}" for path in paths), level)
+            present = [path for path in paths if isinstance(
+                getattr(head, path.split(".")[0], None), nn.Module)]  # edge_weights: optional
+            found[name] = (tuple(f"heads.{name}.{path}" for path in present), level)
     return found
 
 
