@@ -9,18 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from tridft.cli.arguments import positive_int
+
 logger = logging.getLogger(__name__)
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from tridft.cli.evaluate import positive_int
+from tridft.cli.arguments import positive_int
 
 KINDS = ("structure_scalar", "structure_vector", "atom_scalar", "structure_tensor", "dipole")
 

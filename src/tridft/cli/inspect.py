@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from tridft.cli.evaluate import positive_int
+from tridft.cli.arguments import positive_int
 from tridft.extras import require_matplotlib
 
 

@@ -14,26 +14,8 @@ from __future__ import annotations
 
 import argparse
 
-from tridft.cli.evaluate import positive_int
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    value = non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
-    return value
+from tridft.cli.arguments import (add_model_and_structure, non_negative_float,
+                                  positive_float, positive_int, structure_at)
 
 
 def register(subparsers) -> None:
@@ -42,13 +24,9 @@ def register(subparsers) -> None:
         description="Run NVE, NVT (Langevin) or NPT molecular dynamics of STRUCTURE with MODEL "
                     "and write energy, forces, polarizability (and dipole) of every "
                     "--interval-th step to an extxyz trajectory, for `tridft spectrum`.")
-    parser.add_argument("model", metavar="MODEL", help="model file (model.pt of a run)")
-    parser.add_argument("structure", metavar="STRUCTURE",
-                        help="starting structure (extxyz, xyz, ASE .db, ...)")
+    add_model_and_structure(parser, "starting structure")
     parser.add_argument("-o", "--output", required=True, metavar="TRAJ.extxyz",
                         help="trajectory to write (replaced if it exists)")
-    parser.add_argument("--index", type=int, default=0,
-                        help="which structure of STRUCTURE to start from (default: 0)")
     parser.add_argument("--ensemble", choices=("nve", "nvt", "npt"), default="nvt",
                         help="nve: velocity Verlet; nvt: Langevin thermostat; npt: barostat "
                              "and thermostat, periodic cells only (default: nvt)")
@@ -106,8 +84,6 @@ def run(args: argparse.Namespace) -> int:
     import ase
     import torch
 
-    from tridft.data.io import KeyMap, read_structures
-    from tridft.errors import InputError
     from tridft.md.calculator import TriDFTCalculator
     from tridft.md.dynamics import MDSettings, run_md
     from tridft.md.npt import Barostat
@@ -124,12 +100,7 @@ def run(args: argparse.Namespace) -> int:
                                             coupling_fs=args.barostat_time,
                                             compressibility_per_bar=args.compressibility)
                           if args.ensemble == "npt" else None)
-    no_labels = KeyMap(energy=None, forces=None, polarizability=None, dipole=None)
-    records = read_structures(args.structure, keys=no_labels)
-    if not -len(records) <= args.index < len(records):
-        raise InputError(f"--index {args.index}: the file has {len(records)} structure(s)",
-                         path=args.structure)
-    record = records[args.index]
+    record = structure_at(args.structure, args.index)
     atoms = ase.Atoms(numbers=record.numbers, positions=record.positions, cell=record.cell,
                       pbc=record.pbc)
     forces = "direct" if args.forces == "mts" else args.forces

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from tridft.cli.evaluate import positive_int
+from tridft.cli.arguments import positive_int
 
 
 def register(subparsers) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tridft.cli.evaluate import positive_int
-from tridft.cli.md import non_negative_float, positive_float
+from tridft.cli.arguments import (add_raman_geometry, non_negative_float, positive_float,
+                                  positive_int)
 from tridft.extras import require_matplotlib
 
 
@@ -38,13 +38,7 @@ def register(subparsers) -> None:
                              "trajectory; the resolution is ~33356 / FS cm^-1)")
     parser.add_argument("--skip", type=non_negative_float, default=0.0, metavar="FS",
                         help="leave out the first FS femtoseconds (equilibration)")
-    parser.add_argument("--incident", choices=("linear", "natural"), default="linear",
-                        help="polarisation of the exciting light (default: linear, a laser)")
-    parser.add_argument("--analyser", choices=("total", "parallel", "perpendicular"),
-                        default="total",
-                        help="polarisation of the scattered light at 90 degrees: parallel "
-                             "(out of the scattering plane), perpendicular (in it) or total "
-                             "(default); linear + total is the Raman activity 45 a^2 + 7 g^2")
+    add_raman_geometry(parser)
     parser.add_argument("--peaks", type=positive_int, default=10, metavar="N",
                         help="how many peaks to print (default: 10)")
     parser.set_defaults(handler=run)

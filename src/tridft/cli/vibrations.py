@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tridft.cli.md import positive_float
+from tridft.cli.arguments import (add_model_and_structure, add_raman_geometry,
+                                  positive_float, structure_at)
 from tridft.extras import require_matplotlib
 
 COLUMNS = ["mode", "frequency_cm1", "raman_activity_A4_per_amu", "depolarisation_ratio",
@@ -25,11 +26,7 @@ def register(subparsers) -> None:
         description="Relax STRUCTURE with MODEL, then its harmonic normal modes with Raman "
                     "activities (45 a'^2 + 7 g'^2, A^4/amu) from the model's polarizability "
                     "and IR intensities (km/mol) from its dipole head, if it has one.")
-    parser.add_argument("model", metavar="MODEL", help="model file (model.pt of a run)")
-    parser.add_argument("structure", metavar="STRUCTURE",
-                        help="structure file (extxyz, xyz, ASE .db, ...)")
-    parser.add_argument("--index", type=int, default=0,
-                        help="which structure of STRUCTURE (default: 0)")
+    add_model_and_structure(parser, "structure file")
     parser.add_argument("-o", "--output", metavar="PREFIX",
                         help="write PREFIX.csv, PREFIX.png and PREFIX_relaxed.extxyz "
                              "(default: STRUCTURE without extension, plus _vibrations)")
@@ -40,10 +37,7 @@ def register(subparsers) -> None:
                              "point are not meaningful)")
     parser.add_argument("--fwhm", type=positive_float, default=10.0, metavar="CM1",
                         help="Lorentzian width of the plotted spectra (default: 10)")
-    parser.add_argument("--incident", choices=("linear", "natural"), default="linear",
-                        help="exciting light of the plotted Raman spectrum (default: linear)")
-    parser.add_argument("--analyser", choices=("total", "parallel", "perpendicular"),
-                        default="total", help="scattered light analysed (default: total)")
+    add_raman_geometry(parser)
     parser.set_defaults(handler=run)
 
 
@@ -52,8 +46,6 @@ def run(args: argparse.Namespace) -> int:
     import ase
     import numpy as np
 
-    from tridft.data.io import KeyMap, read_structures
-    from tridft.errors import InputError
     from tridft.md.spectra import RamanGeometry
     from tridft.md.vibrations import vibrational_analysis
     from tridft.model.persistence import load_model
@@ -64,12 +56,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs({f"-o ({suffix})": prefix.with_name(prefix.name + suffix)
                    for suffix in (".csv", ".png", "_relaxed.extxyz")},
                   inputs={"MODEL": args.model, "STRUCTURE": args.structure})
-    records = read_structures(args.structure, keys=KeyMap(energy=None, forces=None,
-                                                          polarizability=None, dipole=None))
-    if not -len(records) <= args.index < len(records):
-        raise InputError(f"--index {args.index}: the file has {len(records)} structure(s)",
-                         path=args.structure)
-    record = records[args.index]
+    record = structure_at(args.structure, args.index)
     atoms = ase.Atoms(numbers=record.numbers, positions=record.positions, cell=record.cell,
                       pbc=record.pbc)
     model = load_model(args.model)
