@@ -94,7 +94,9 @@ class TaskPlan:
             labelled = [r for r in train_records if target.value(r) is not None]
             head = target.build_head(labelled, model_config.latent_scalar_width,
                                      model_config.latent_vector_width, model_config.head_hidden,
-                                     dipole_scale=getattr(stats, "dipole_scale", None))
+                                     dipole_scale=getattr(stats, "dipole_scale", None),
+                                     edge_basis=model_config.polarizability_edge_basis,
+                                     cutoff=model_config.cutoff)
             model.add_head(head.to(device=parameter.device, dtype=parameter.dtype))
         return model
 

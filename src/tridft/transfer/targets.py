@@ -109,9 +109,11 @@ class Target:
     # --- the head ----------------------------------------------------------------------
 
     def build_head(self, records: Sequence[Record], latent_scalars: int, latent_vectors: int,
-                   hidden: int, dipole_scale: float | None = None) -> Head:
+                   hidden: int, dipole_scale: float | None = None, edge_basis: int = 0,
+                   cutoff: float = 5.0) -> Head:
         """A new head for this target, its output scale and shift set from ``records``
-        (the training structures, already conformed)."""
+        (the training structures, already conformed). ``edge_basis`` and ``cutoff``: the
+        per-neighbour term of a structure_tensor head (see PolarizabilityHead)."""
         labels = [np.asarray(self.value(r), dtype=np.float64) for r in records]
         sizes = np.array([r.n_atoms for r in records], dtype=np.float64)
         widths = dict(latent_scalars=latent_scalars, latent_vectors=latent_vectors,
@@ -136,7 +138,7 @@ class Target:
         mean = float(np.mean(np.trace(per_atom, axis1=1, axis2=2)) / 3.0)
         return StructureTensorHead(self.name, channels=8,
                                    scale=_rms((per_atom - mean * np.eye(3)).ravel()),
-                                   shift=mean, **widths)
+                                   shift=mean, edge_basis=edge_basis, cutoff=cutoff, **widths)
 
     def loss_scale(self, records: Sequence[Record]) -> float:
         """Spread of the label components over ``records``: residuals are divided by it."""
