@@ -377,8 +377,11 @@ def run(args) -> dict:
     }
     tridft = summary_tridft(evaluated, processes["tridft"], speed, sizes[0])
     peer = summary_peer(args.peer, peer_result, processes["peer"], speed["peer"])
+    shares = {"tridft": cpu_share(tridft), "peer": cpu_share(peer)}
     return {
         "peer": args.peer, "seed": args.seed, "budget_minutes": budget_s / 60.0,
+        "cpu_share": shares,
+        "cores_quiet": all(share >= QUIET_SHARE for share in shares.values()),
         "budget_s": budget_s, "quick": quick,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "split": {"seed": args.seed, "n_train": sizes[0], "n_validation": sizes[1],
@@ -419,6 +422,19 @@ def append(path: Path, entry: dict) -> None:
 # ---- the table -----------------------------------------------------------------------------
 
 
+QUIET_SHARE = 0.8  # a training process with less CPU time than this share of its wall time
+                   # shared its core with other work
+
+
+def cpu_share(model: dict) -> float | None:
+    """CPU seconds / wall seconds of the model's training process (start-up and test
+    included): close to 1 on a quiet core."""
+    process = model.get("process") or {}
+    if not process.get("wall_s"):
+        return None
+    return process["cpu_s"] / process["wall_s"]
+
+
 def _number(value, scale: float = 1.0, digits: int = 1) -> str:
     return "—" if value is None else f"{value * scale:.{digits}f}"
 
@@ -432,30 +448,50 @@ def table(results: dict, include_quick: bool = False) -> str:
             latest[(entry["peer"], entry["seed"], entry["budget_minutes"])] = entry
     order = list(PEERS)
     keys = sorted(latest, key=lambda k: (k[2], k[1], order.index(k[0]) if k[0] in order else 99))
-    lines = ["| run | model | steps (epochs) | energy MAE (meV) | force MAE (meV/Å) | "
-             "α MAE (10⁻³ Å³) | peer / tridft (E, F, α) | structures/s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | model | steps (epochs) | CPU-s of the training process (wall s) | "
+             "energy MAE (meV) | force MAE (meV/Å) | α MAE (10⁻³ Å³) | "
+             "peer / tridft (E, F, α) | structures/s (per CPU-s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def cpu(model: dict) -> str:
+        process = model.get("process") or {}
+        if "cpu_s" not in process:
+            return "—"
+        return f"{process['cpu_s']:.0f} ({process['wall_s']:.0f})"
+
+    def speed(entry: dict) -> str:
+        if not entry or entry.get("structures_per_s") is None:
+            return "—"
+        text = f"{entry['structures_per_s']:.0f}"
+        if entry.get("structures_per_cpu_s"):
+            text += f" ({entry['structures_per_cpu_s']:.0f})"
+        return text
+
     for key in keys:
         entry = latest[key]
         t, p, r = entry["tridft"], entry["peer_model"], entry["ratios_peer_over_tridft"]
         run_name = f"{entry['budget_minutes']:g} min, seed {entry['seed']}, vs `{entry['peer']}`"
+        shared = [name for name, model in (("tridft", t), ("peer", p))
+                  if cpu_share(model) is not None and cpu_share(model) < QUIET_SHARE]
+        if shared:
+            run_name += f" — core shared ({' and '.join(shared)})"
         forces = (f"{_number(t['forces_mae_meV_per_A'])} (−dE/dR "
                   f"{_number(t['conservative_forces_mae_meV_per_A'])})")
-        speed = (f"{_number(t['structures_per_s'], digits=0)} (−dE/dR "
-                 f"{_number(t['structures_per_s_conservative'], digits=0)})")
-        lines.append(f"| {run_name} | tridft | {t['steps']} ({t['epochs']:.1f}) | "
+        tridft_speed = (f"{speed(t.get('speed_direct') or t)}; −dE/dR "
+                        f"{speed(t.get('speed_conservative') or {'structures_per_s': t.get('structures_per_s_conservative')})}")
+        lines.append(f"| {run_name} | tridft | {t['steps']} ({t['epochs']:.1f}) | {cpu(t)} | "
                      f"{_number(t['energy_mae_meV'])} | {forces} | "
-                     f"{_number(t['polarizability_mae_A3'], 1000)} | | {speed} |")
+                     f"{_number(t['polarizability_mae_A3'], 1000)} | | {tridft_speed} |")
         ratio = ", ".join("—" if name not in r else f"{r[name]:.2f}×"
                           for name in ("energy", "forces", "polarizability"))
         energy = _number(p["energy_mae_meV"])
         if p.get("energy_mae_without_bias_meV") is not None:
             energy += f" ({_number(p['energy_mae_without_bias_meV'])} w/o offset)"
         label = PEERS.get(entry["peer"], (None, None, entry["peer"]))[2]
-        lines.append(f"| | {label} | {p['steps']} ({p['epochs']:.1f}) | {energy} | "
+        lines.append(f"| | {label} | {p['steps']} ({p['epochs']:.1f}) | {cpu(p)} | {energy} | "
                      f"{_number(p['forces_mae_meV_per_A'])} | "
                      f"{_number(p['polarizability_mae_A3'], 1000)} | {ratio} | "
-                     f"{_number(p['structures_per_s'], digits=0)} |")
+                     f"{speed(p.get('speed') or p)} |")
     return "\n".join(lines)
 
 

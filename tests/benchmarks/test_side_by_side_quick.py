@@ -55,9 +55,13 @@ def test_table_has_both_models_of_each_run_and_the_ratios():
     assert ratios["speed_tridft_over_peer"] == 10.0 and "polarizability" not in ratios
     lines = side_by_side.table(results).splitlines()
     assert len(lines) == 4  # header, rule, tridft, peer (the quick run left out)
-    assert "| 100 (2.5) | 20.0 | 80.0 (−dE/dR 90.0) | 20.0 |" in lines[2]
+    assert "| 100 (2.5) | — | 20.0 | 80.0 (−dE/dR 90.0) | 20.0 |" in lines[2]
     assert "2.00×, 0.50×, —" in lines[3] and "40.0 (30.0 w/o offset)" in lines[3]
+    assert lines[2].endswith("| 1000; −dE/dR 600 |") and lines[3].endswith("| 100 |")
     assert len(side_by_side.table(results, include_quick=True).splitlines()) == 4
+    # A training process that got much less CPU than wall time is flagged.
+    results["runs"][0]["peer_model"]["process"] = {"cpu_s": 120.0, "wall_s": 330.0}
+    assert "core shared (peer)" in side_by_side.table(results).splitlines()[2]
 
 
 @pytest.mark.slow
