@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from tridft.cli.arguments import non_negative_int
 from tridft.label.pyscf_backend import PROPERTIES, LabelSettings
 
 _DEFAULTS = LabelSettings()
@@ -21,16 +22,6 @@ def _properties(text: str) -> tuple[str, ...]:
             f"unknown properties {', '.join(unknown) or '(none)'}; choose from "
             f"{','.join(PROPERTIES)}")
     return names
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -77,7 +68,7 @@ def register(subparsers) -> None:
                         metavar="LIST",
                         help=f"comma-separated subset of {','.join(PROPERTIES)} (default: all)")
     run_group = parser.add_argument_group("parallel run")
-    run_group.add_argument("--workers", type=_non_negative_int, default=None, metavar="N",
+    run_group.add_argument("--workers", type=non_negative_int, default=None, metavar="N",
                            help="local single-threaded worker processes (default: one per "
                                 "core); 0 runs in this process without Dask")
     run_group.add_argument("--scheduler", metavar="ADDR",
