@@ -117,24 +117,17 @@ class UnitSpec:
     def validate(self) -> None:
         """Raise UnknownUnitError naming the first unit that is not known."""
         for quantity in _TABLES:
-            factor(quantity, getattr(self, quantity))
+            self.factor(quantity)
 
-    @property
-    def energy_factor(self) -> float:
-        return factor("energy", self.energy)
+    def factor(self, quantity: str) -> float:
+        """The factor of ``quantity`` (energy, length, polarizability, dipole) to internal units."""
+        return factor(quantity, getattr(self, quantity))
 
-    @property
-    def length_factor(self) -> float:
-        return factor("length", self.length)
+    energy_factor = property(lambda self: self.factor("energy"))
+    length_factor = property(lambda self: self.factor("length"))
+    polarizability_factor = property(lambda self: self.factor("polarizability"))
+    dipole_factor = property(lambda self: self.factor("dipole"))
 
     @property
     def force_factor(self) -> float:
         return self.energy_factor / self.length_factor
-
-    @property
-    def polarizability_factor(self) -> float:
-        return factor("polarizability", self.polarizability)
-
-    @property
-    def dipole_factor(self) -> float:
-        return factor("dipole", self.dipole)

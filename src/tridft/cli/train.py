@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from tridft.train.progress import format_metrics
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -51,26 +53,6 @@ def run(args: argparse.Namespace) -> int:
         if metrics:
             print(f"{title + ':':<11} {format_metrics(metrics)}")
     return 0
-
-
-def format_metrics(metrics: dict) -> str:
-    """'energy 12.3 meV, forces 45.6 meV/A, polarizability 0.0123 A^3 (MAE)'."""
-    parts = []
-    if "energy_mae" in metrics:
-        parts.append(f"energy {1000 * metrics['energy_mae']:.1f} meV")
-    if "forces_mae" in metrics:
-        parts.append(f"forces {1000 * metrics['forces_mae']:.1f} meV/A")
-    if "polarizability_mae" in metrics:
-        parts.append(f"polarizability {metrics['polarizability_mae']:.4f} A^3")
-    if "dipole_mae" in metrics:
-        parts.append(f"dipole {1000 * metrics['dipole_mae']:.1f} me*A")
-    known = ("energy", "forces", "direct_forces", "conservative_forces", "polarizability",
-             "polarizability_iso", "dipole", "jacobian_consistency")
-    parts += [f"{key[:-4]} {value:.4g}" for key, value in metrics.items()
-              if key.endswith("_mae") and key[:-4] not in known]  # further heads, their units
-    if "jacobian_consistency_mae" in metrics:
-        parts.append(f"|F + dE/dR| {1000 * metrics['jacobian_consistency_mae']:.1f} meV/A")
-    return ", ".join(parts) + " (MAE)"
 
 
 def _is_rank_zero() -> bool:

@@ -66,25 +66,39 @@ def _known(pairs: Mapping[str, Comparison]) -> list[str]:
 
 def parity_plots(pairs: Mapping[str, Comparison], path: str | os.PathLike) -> Path | None:
     """Predicted against reference for every property in ``pairs``; None when there is none."""
+    return _panel_per_property(pairs, path, _draw_parity)
+
+
+def error_histograms(pairs: Mapping[str, Comparison], path: str | os.PathLike) -> Path | None:
+    """Histograms of predicted - reference for every property in ``pairs``."""
+    return _panel_per_property(pairs, path, _draw_error_histogram)
+
+
+def _panel_per_property(pairs: Mapping[str, Comparison], path: str | os.PathLike,
+                        draw) -> Path | None:
+    """One panel a property of ``pairs``, drawn by ``draw(axis, comparison, label, unit)``."""
     names = _known(pairs)
     if not names:
         return None
     figure, axes = _panels(len(names))
     for axis, name in zip(axes, names):
-        label, unit = PARITY_QUANTITIES[name]
-        target = pairs[name].target.ravel()
-        predicted = pairs[name].predicted.ravel()
-        low, high = _limits(target, predicted)
-        axis.plot([low, high], [low, high], color="0.6", linewidth=1, zorder=0)
-        axis.scatter(target, predicted, s=4, alpha=0.5, linewidths=0, rasterized=True)
-        axis.set_xlim(low, high)
-        axis.set_ylim(low, high)
-        axis.set_aspect("equal")
-        axis.ticklabel_format(useOffset=False)  # an offset label would hide the axis label
-        axis.set_xlabel(f"reference {label} ({unit})")
-        axis.set_ylabel(f"predicted ({unit})")
-        axis.set_title(f"{label}\nMAE {pairs[name].mae():.3g} {unit}", fontsize=10)
+        draw(axis, pairs[name], *PARITY_QUANTITIES[name])
     return save_figure(figure, path)
+
+
+def _draw_parity(axis, pair: Comparison, label: str, unit: str) -> None:
+    target = pair.target.ravel()
+    predicted = pair.predicted.ravel()
+    low, high = _limits(target, predicted)
+    axis.plot([low, high], [low, high], color="0.6", linewidth=1, zorder=0)
+    axis.scatter(target, predicted, s=4, alpha=0.5, linewidths=0, rasterized=True)
+    axis.set_xlim(low, high)
+    axis.set_ylim(low, high)
+    axis.set_aspect("equal")
+    axis.ticklabel_format(useOffset=False)  # an offset label would hide the axis label
+    axis.set_xlabel(f"reference {label} ({unit})")
+    axis.set_ylabel(f"predicted ({unit})")
+    axis.set_title(f"{label}\nMAE {pair.mae():.3g} {unit}", fontsize=10)
 
 
 def _limits(*arrays: np.ndarray) -> tuple[float, float]:
@@ -94,22 +108,14 @@ def _limits(*arrays: np.ndarray) -> tuple[float, float]:
     return low - margin, high + margin
 
 
-def error_histograms(pairs: Mapping[str, Comparison], path: str | os.PathLike) -> Path | None:
-    """Histograms of predicted - reference for every property in ``pairs``."""
-    names = _known(pairs)
-    if not names:
-        return None
-    figure, axes = _panels(len(names))
-    for axis, name in zip(axes, names):
-        label, unit = PARITY_QUANTITIES[name]
-        errors = pairs[name].errors.ravel()
-        axis.hist(errors, bins=min(60, max(10, errors.size // 10)), color="C1")
-        axis.axvline(0.0, color="0.3", linewidth=1)
-        axis.set_xlabel(f"error in {label} ({unit})")
-        axis.set_ylabel("count")
-        rmse = float(np.sqrt(np.mean(errors**2)))
-        axis.set_title(f"{label}\nRMSE {rmse:.3g} {unit}", fontsize=10)
-    return save_figure(figure, path)
+def _draw_error_histogram(axis, pair: Comparison, label: str, unit: str) -> None:
+    errors = pair.errors.ravel()
+    axis.hist(errors, bins=min(60, max(10, errors.size // 10)), color="C1")
+    axis.axvline(0.0, color="0.3", linewidth=1)
+    axis.set_xlabel(f"error in {label} ({unit})")
+    axis.set_ylabel("count")
+    rmse = float(np.sqrt(np.mean(errors**2)))
+    axis.set_title(f"{label}\nRMSE {rmse:.3g} {unit}", fontsize=10)
 
 
 # --- training curves from metrics.csv -----------------------------------------------------

@@ -31,18 +31,38 @@ def metric_columns(tasks: list[str], objective, balancer) -> list[str]:
             + ["grad_norm"] + [f"weight_{task}" for task in tasks] + pairs)
 
 
+# (metric, name, scale, unit, format) of the MAEs the texts show, in their order.
+_SHORT_MAES = (("energy_mae", "E", 1000, "meV", ".1f"),
+               ("forces_mae", "F", 1000, "meV/A", ".1f"),
+               ("conservative_forces_mae", "-dE/dR", 1000, "meV/A", ".1f"),
+               ("polarizability_mae", "a", 1, "A^3", ".4f"))
+_LONG_MAES = (("energy_mae", "energy", 1000, "meV", ".1f"),
+              ("forces_mae", "forces", 1000, "meV/A", ".1f"),
+              ("polarizability_mae", "polarizability", 1, "A^3", ".4f"),
+              ("dipole_mae", "dipole", 1000, "me*A", ".1f"))
+_CONSISTENCY_MAE = (("jacobian_consistency_mae", "|F + dE/dR|", 1000, "meV/A", ".1f"),)
+# Tasks whose MAEs have a unit above; the MAEs of further heads are shown as plain numbers.
+_TASKS_WITH_UNITS = ("energy", "forces", "direct_forces", "conservative_forces",
+                     "polarizability", "polarizability_iso", "dipole", "jacobian_consistency")
+
+
+def _mae_texts(metrics: dict, shown) -> list[str]:
+    return [f"{name} {scale * metrics[key]:{spec}} {unit}"
+            for key, name, scale, unit, spec in shown if key in metrics]
+
+
 def short_metrics(metrics: dict) -> str:
     """'E 12.3 meV F 45.6 meV/A a 0.012 A^3' for the progress bar and the log."""
-    parts = []
-    if "energy_mae" in metrics:
-        parts.append(f"E {1000 * metrics['energy_mae']:.1f} meV")
-    if "forces_mae" in metrics:
-        parts.append(f"F {1000 * metrics['forces_mae']:.1f} meV/A")
-    if "conservative_forces_mae" in metrics:
-        parts.append(f"-dE/dR {1000 * metrics['conservative_forces_mae']:.1f} meV/A")
-    if "polarizability_mae" in metrics:
-        parts.append(f"a {metrics['polarizability_mae']:.4f} A^3")
-    return " ".join(parts)
+    return " ".join(_mae_texts(metrics, _SHORT_MAES))
+
+
+def format_metrics(metrics: dict) -> str:
+    """'energy 12.3 meV, forces 45.6 meV/A, polarizability 0.0123 A^3 (MAE)'."""
+    parts = _mae_texts(metrics, _LONG_MAES)
+    parts += [f"{key[:-4]} {value:.4g}" for key, value in metrics.items()
+              if key.endswith("_mae") and key[:-4] not in _TASKS_WITH_UNITS]
+    parts += _mae_texts(metrics, _CONSISTENCY_MAE)
+    return ", ".join(parts) + " (MAE)"
 
 
 _SHORT_TASK_NAMES = {"energy": "E", "forces": "F", "conservative_forces": "-dE/dR",
