@@ -29,10 +29,12 @@ The compositions a model supports are plain data, saved with its energy head
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Mapping, Sequence
 
 import numpy as np
+import yaml
 from ase.data import atomic_numbers, chemical_symbols
 from ase.formula import Formula
 
@@ -111,6 +113,30 @@ def isolated_atom_references(energies: Mapping, elements: Sequence[int]) -> tupl
     support = {"source": ISOLATED_ATOMS, "elements": sorted(references), "basis": None,
                "undetermined": [], "formulas": [], "n_formulas": 0}
     return references, support
+
+
+def read_reference_energies(path: str | os.PathLike) -> dict[str, float]:
+    """{symbol: eV} from a YAML or JSON mapping (as ``tridft label --isolated-atoms``
+    writes it); InputError naming the file."""
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+    except OSError as error:
+        raise InputError(f"{os.fspath(path)}: cannot read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise InputError(f"{os.fspath(path)}: not YAML or JSON ({error})") from None
+    if isinstance(data, dict) and isinstance(data.get("reference_energies"), dict):
+        data = data["reference_energies"]
+    if not isinstance(data, dict) or not data:
+        raise InputError(f"{os.fspath(path)}: expected a mapping element symbol -> energy "
+                         f"in eV, e.g. 'H: -13.6'")
+    energies = {}
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{os.fspath(path)}: {key}: the energy must be a number (eV), "
+                             f"got {value!r}")
+        energies[str(key)] = float(value)
+    return energies
 
 
 def atomic_number(key, option: str) -> int:

@@ -22,6 +22,7 @@ The defaults train a useful ethanol model in a few minutes on two CPU cores
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +30,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
-from tridft.errors import ConfigError
+from tridft.errors import ConfigError, InputError
 from tridft.model.config import ModelConfig, NoBooleanNumbers
 
 
@@ -69,11 +70,24 @@ class DataConfig(_Section):
                                           "tridft.train.tasks); inferred from its shape if "
                                           "unambiguous")
     reference_energies: dict[str, float] | None = Field(
-        None, description="isolated-atom energies {symbol: eV} instead of fitted "
-                          "per-element references (see tridft.data.references)")
+        None, description="isolated-atom energies {symbol: eV}, or a YAML/JSON file of "
+                          "them (tridft label --isolated-atoms writes one), instead of "
+                          "fitted per-element references (see tridft.data.references)")
     split: SplitConfig = Field(default_factory=SplitConfig)
     max_structures: int | None = Field(None, gt=0, description="read at most this many "
                                                                "structures of the train file")
+
+    @field_validator("reference_energies", mode="before")
+    @classmethod
+    def _read_file(cls, energies):
+        if isinstance(energies, (str, os.PathLike)):
+            from tridft.data.references import read_reference_energies
+
+            try:
+                return read_reference_energies(energies)
+            except InputError as error:
+                raise ValueError(str(error)) from None
+        return energies
 
     @field_validator("reference_energies")
     @classmethod
