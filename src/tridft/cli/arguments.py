@@ -1,7 +1,11 @@
 """Argument types and options that several subcommands share, spelled once.
 
+    parser = add_command(subparsers, "md", run, HELP, DESCRIPTION)
     parser.add_argument("--steps", type=positive_int)
+    add_model(parser)                                       # MODEL
     add_model_and_structure(parser, "starting structure")   # MODEL STRUCTURE --index
+    add_output(parser, "TRAJ.extxyz", "trajectory to write", required=True)   # -o/--output
+    add_data_options(parser)                                # --keys --units
     add_raman_geometry(parser)                              # --incident --analyser
     record = structure_at(args.structure, args.index)      # that structure, no labels
 """
@@ -50,13 +54,74 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_command(subparsers, name: str, run, help: str,
+                description: str) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name``, whose handler is ``run(args) -> int``.
+
+    ``help`` is its line in ``tridft --help``; ``description`` a paragraph (line breaks and
+    runs of spaces are one space, as ``tridft NAME --help`` shows it).
+    """
+    parser = subparsers.add_parser(name, help=help, description=" ".join(description.split()))
+    parser.set_defaults(handler=run)
+    return parser
+
+
+MODEL_HELP = "model file (model.pt of a run)"
+TRAINED_MODEL_HELP = "trained model file"
+
+
+def add_model(parser: argparse.ArgumentParser, help: str = MODEL_HELP) -> None:
+    """The positional MODEL."""
+    parser.add_argument("model", metavar="MODEL", help=help)
+
+
 def add_model_and_structure(parser: argparse.ArgumentParser, what: str) -> None:
     """MODEL, STRUCTURE (``what`` it is) and --index."""
-    parser.add_argument("model", metavar="MODEL", help="model file (model.pt of a run)")
+    add_model(parser)
     parser.add_argument("structure", metavar="STRUCTURE",
                         help=f"{what} (extxyz, xyz, ASE .db, ...)")
     parser.add_argument("--index", type=int, default=0,
                         help="which structure of STRUCTURE (default: 0)")
+
+
+def add_output(parser: argparse.ArgumentParser, metavar: str, help: str, *,
+               required: bool = False, default: str | None = None) -> None:
+    """-o/--output, the file (or prefix) a command writes."""
+    parser.add_argument("-o", "--output", required=required, default=default, metavar=metavar,
+                        help=help)
+
+
+def add_data_options(parser: argparse.ArgumentParser,
+                     keys_help: str = "label names in the file, e.g. "
+                                      "energy=potential,polarizability=alpha,dipole=mu") -> None:
+    """--keys and --units, as every command that reads labelled structure files spells them."""
+    parser.add_argument("--keys", metavar="LABEL=KEY,...", help=keys_help)
+    add_units(parser, "units of the file, e.g. "
+                      "energy=Hartree,length=bohr,polarizability=bohr^3,dipole=e*bohr")
+
+
+def add_units(parser: argparse.ArgumentParser, help: str) -> None:
+    """--units QUANTITY=UNIT,... of the structure files read."""
+    parser.add_argument("--units", metavar="QUANTITY=UNIT,...", help=help)
+
+
+def add_model_run_options(parser: argparse.ArgumentParser) -> None:
+    """--forces and --batch-size of a model run over a file (evaluate and predict)."""
+    parser.add_argument("--forces", choices=("direct", "conservative"), default=None,
+                        help="direct force head (fast) or -dE/dR of the energy head "
+                             "(default: the forces the model was trained for)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, metavar="N",
+                        help="structures per batch (default: 64)")
+
+
+def add_seed(parser, help: str | None = "random seed (default: 0)") -> None:
+    """--seed, 0 by default."""
+    parser.add_argument("--seed", type=int, default=0, help=help)
+
+
+def add_no_progress(parser) -> None:
+    """--no-progress (``args.no_progress``)."""
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def add_raman_geometry(parser: argparse.ArgumentParser) -> None:

@@ -14,20 +14,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tridft.cli.arguments import add_command, add_model, add_output
+
+
+HELP = "fit the model's uncertainty calibration (LLPR) on its data"
+DESCRIPTION = """Fit the last-layer uncertainty of MODEL on training structures and
+calibrate it on validation structures; save it with the model."""
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "calibrate", help="fit the model's uncertainty calibration (LLPR) on its data",
-        description="Fit the last-layer uncertainty of MODEL on training structures and "
-                    "calibrate it on validation structures; save it with the model.")
-    parser.add_argument("model", metavar="MODEL", help="model file (model.pt of a run)")
+    parser = add_command(subparsers, "calibrate", run, HELP, DESCRIPTION)
+    add_model(parser)
     parser.add_argument("--train", metavar="DATA", default=None,
                         help="training structures (default: the run's training split)")
     parser.add_argument("--validation", metavar="DATA", default=None,
                         help="labelled validation structures (default: the run's split)")
-    parser.add_argument("-o", "--output", metavar="OUT.pt", default=None,
-                        help="where to write the calibrated model (default: MODEL itself)")
-    parser.set_defaults(handler=run)
+    add_output(parser, "OUT.pt", "where to write the calibrated model (default: MODEL itself)")
 
 
 def run(args: argparse.Namespace) -> int:

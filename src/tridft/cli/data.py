@@ -15,26 +15,25 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from tridft.data.record import Record
+from tridft.cli.arguments import add_command, add_data_options
 
 DEFAULT = "default"
 
 
+HELP = "check a structure file and summarise its labels"
+DESCRIPTION = """Read FILE (extxyz, ASE .db, anything ase.io.read reads) with tridft's
+checks and print a summary in internal units (eV, Angstrom, eV/Angstrom, Angstrom^3,
+e*Angstrom)."""
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "data", help="check a structure file and summarise its labels",
-        description="Read FILE (extxyz, ASE .db, anything ase.io.read reads) with tridft's "
-                    "checks and print a summary in internal units "
-                    "(eV, Angstrom, eV/Angstrom, Angstrom^3, e*Angstrom).")
+    parser = add_command(subparsers, "data", run, HELP, DESCRIPTION)
     parser.add_argument("file", nargs="?", default=DEFAULT, metavar="FILE",
                         help="structure file; omitted or 'default': the bundled dataset")
-    parser.add_argument("--keys", metavar="LABEL=KEY,...",
-                        help="where the labels are in the file, e.g. "
-                             "energy=potential,polarizability=alpha,dipole=mu; "
-                             "extra.NAME=KEY reads a further label, LABEL=none skips one")
-    parser.add_argument("--units", metavar="QUANTITY=UNIT,...",
-                        help="units of the file, e.g. "
-                             "energy=Hartree,length=bohr,polarizability=bohr^3,dipole=e*bohr")
-    parser.set_defaults(handler=run)
+    add_data_options(parser, keys_help="where the labels are in the file, e.g. "
+                                       "energy=potential,polarizability=alpha,dipole=mu; "
+                                       "extra.NAME=KEY reads a further label, LABEL=none "
+                                       "skips one")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ import shlex
 import time
 from pathlib import Path
 
+from tridft.cli.arguments import add_command
+
 
 DEFAULT_OUT = "runs/demo"
 DEFAULT_MINUTES = 4.0  # of training; reading, evaluation and plots add about half a minute
@@ -42,12 +44,14 @@ def minutes(text: str) -> float:
     return value
 
 
+HELP = "train and evaluate the default model on the bundled ethanol data"
+DESCRIPTION = """Train the default model on the bundled ethanol dataset (80/10/10 split,
+seed 0) for a few minutes, evaluate it on the test split, and write the model, metrics, a
+report and plots."""
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="train and evaluate the default model on the bundled ethanol data",
-        description="Train the default model on the bundled ethanol dataset (80/10/10 split, "
-                    "seed 0) for a few minutes, evaluate it on the test split, and write the "
-                    "model, metrics, a report and plots.")
+    parser = add_command(subparsers, "demo", run, HELP, DESCRIPTION)
     parser.add_argument("--minutes", type=minutes, default=DEFAULT_MINUTES,
                         metavar="M", help=f"training time (default: {DEFAULT_MINUTES:g})")
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
@@ -56,7 +60,6 @@ def register(subparsers) -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_STEPS} steps of a smaller model on 40 structures "
                              "(a smoke test)")
-    parser.set_defaults(handler=run)
 
 
 def demo_config(out: str, minutes: float, quick: bool = False):

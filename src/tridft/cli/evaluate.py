@@ -9,45 +9,27 @@ from __future__ import annotations
 import argparse
 import logging
 
-from tridft.cli.arguments import positive_int
+from tridft.cli.arguments import add_command, add_data_options, add_model, add_model_run_options
 
 logger = logging.getLogger(__name__)
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """--keys and --units, as every command that reads structure files spells them."""
-    parser.add_argument("--keys", metavar="LABEL=KEY,...",
-                        help="label names in the file, e.g. "
-                             "energy=potential,polarizability=alpha,dipole=mu")
-    parser.add_argument("--units", metavar="QUANTITY=UNIT,...",
-                        help="units of the file, e.g. "
-                             "energy=Hartree,length=bohr,polarizability=bohr^3,dipole=e*bohr")
-
-
-def add_model_run_options(parser: argparse.ArgumentParser) -> None:
-    """--forces and --batch-size, shared by evaluate and predict."""
-    parser.add_argument("--forces", choices=("direct", "conservative"), default=None,
-                        help="direct force head (fast) or -dE/dR of the energy head "
-                             "(default: the forces the model was trained for)")
-    parser.add_argument("--batch-size", type=positive_int, default=64, metavar="N",
-                        help="structures per batch (default: 64)")
+HELP = "metrics of a model on labelled structures"
+DESCRIPTION = """Compare a model's energies, forces and polarizabilities with the labels of
+DATA. Metrics of labels that DATA does not carry, or that the model has no head for, are
+left out; the consistency |F_direct + dE/dR| is reported for models with energy and force
+heads."""
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "evaluate", help="metrics of a model on labelled structures",
-        description="Compare a model's energies, forces and polarizabilities with the labels "
-                    "of DATA. Metrics of labels that DATA does not carry, or that the model "
-                    "has no head for, are left out; the consistency |F_direct + dE/dR| is "
-                    "reported for models with energy and force heads.")
-    parser.add_argument("model", metavar="MODEL", help="model file (model.pt of a run)")
+    parser = add_command(subparsers, "evaluate", run, HELP, DESCRIPTION)
+    add_model(parser)
     parser.add_argument("data", metavar="DATA", help="labelled structures (extxyz, ASE .db, ...)")
     parser.add_argument("--json", metavar="OUT.json", help="write the metrics as JSON")
     parser.add_argument("--plots", metavar="DIR",
                         help="write parity plots and error histograms into DIR")
     add_model_run_options(parser)
     add_data_options(parser)
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

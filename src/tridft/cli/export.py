@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import argparse
 
+from tridft.cli.arguments import add_command, add_model, add_output
+
+
+HELP = "write the model as a TorchScript program (torch.jit.load, no tridft)"
+DESCRIPTION = """Write MODEL as a TorchScript file that torch.jit.load can run in a process
+without tridft: energy, forces, stress and polarizability of one structure from its
+positions, atomic numbers, cell and pbc."""
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "export", help="write the model as a TorchScript program (torch.jit.load, no tridft)",
-        description="Write MODEL as a TorchScript file that torch.jit.load can run in a process "
-                    "without tridft: energy, forces, stress and polarizability of one structure "
-                    "from its positions, atomic numbers, cell and pbc.")
-    parser.add_argument("model", metavar="MODEL", help="model file (model.pt of a run)")
-    parser.add_argument("-o", "--output", required=True, metavar="MODEL.ts",
-                        help="TorchScript file to write")
+    parser = add_command(subparsers, "export", run, HELP, DESCRIPTION)
+    add_model(parser)
+    add_output(parser, "MODEL.ts", "TorchScript file to write", required=True)
     parser.add_argument("--no-check", action="store_true",
                         help="skip the comparison with the Python model")
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

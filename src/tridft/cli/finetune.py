@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import argparse
 
-from tridft.cli.arguments import positive_int
+from tridft.cli.arguments import (TRAINED_MODEL_HELP, add_command, add_model, add_no_progress,
+                                  add_output, add_seed, add_units, positive_int)
 
 KINDS = ("structure_scalar", "structure_vector", "atom_scalar", "structure_tensor", "dipole")
 
 
+HELP = "learn a new property from a few labels on a trained model's latent"
+DESCRIPTION = """Attach a new head (a scalar, vector or tensor per structure, a scalar per
+atom, or a dipole) to MODEL's latent and train it on the labels of DATA. By default backbone
+and bottleneck are frozen, so the old predictions stay exactly as they were."""
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "finetune", help="learn a new property from a few labels on a trained model's latent",
-        description="Attach a new head (a scalar, vector or tensor per structure, a scalar per "
-                    "atom, or a dipole) to MODEL's latent and train it on the labels of DATA. "
-                    "By default backbone and bottleneck are frozen, so the old predictions "
-                    "stay exactly as they were.")
-    parser.add_argument("model", metavar="MODEL", help="trained model file")
+    parser = add_command(subparsers, "finetune", run, HELP, DESCRIPTION)
+    add_model(parser, TRAINED_MODEL_HELP)
     parser.add_argument("data", metavar="DATA",
                         help="structures carrying the new label (extxyz, ASE .db, ...)")
     parser.add_argument("--property", required=True, metavar="NAME",
@@ -54,16 +56,13 @@ def register(subparsers) -> None:
                         help="validations without improvement before stopping (default 30)")
     parser.add_argument("--intensive", action="store_true",
                         help="structure_scalar: the mean over atoms instead of the sum")
-    parser.add_argument("--seed", type=int, default=0)
+    add_seed(parser, help=None)
     parser.add_argument("--keys", metavar="NAME=KEY",
                         help="the file key of the label when it is not NAME, e.g. gap=homo_lumo")
-    parser.add_argument("--units", metavar="QUANTITY=UNIT,...",
-                        help="units of DATA, e.g. length=bohr,dipole=Debye (other properties "
-                             "are used as they are in the file)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("-o", "--output", required=True, metavar="NEW_MODEL.pt",
-                        help="where to write the fine-tuned model")
-    parser.set_defaults(handler=run)
+    add_units(parser, "units of DATA, e.g. length=bohr,dipole=Debye (other properties "
+                      "are used as they are in the file)")
+    add_no_progress(parser)
+    add_output(parser, "NEW_MODEL.pt", "where to write the fine-tuned model", required=True)
 
 
 def run(args: argparse.Namespace) -> int:

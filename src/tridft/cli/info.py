@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from tridft.cli.arguments import add_command, add_model
+
 WIDTH = 28  # of the name column
 # Lists longer than this are shown by their length.
 _LONGEST_LIST = 12
@@ -21,12 +23,13 @@ INTERNAL_UNITS = {"energy": "eV", "length": "Angstrom", "forces": "eV/Angstrom",
 _KNOWN_METADATA = ("stats", "split", "data", "units", "config", "training")
 
 
+HELP = "show a model's architecture, heads, parameters and training data"
+DESCRIPTION = """Describe a model file without running it."""
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "info", help="show a model's architecture, heads, parameters and training data",
-        description="Describe a model file without running it.")
-    parser.add_argument("model", metavar="MODEL", help="model file (model.pt of a run)")
-    parser.set_defaults(handler=run)
+    parser = add_command(subparsers, "info", run, HELP, DESCRIPTION)
+    add_model(parser)
 
 
 def run(args: argparse.Namespace) -> int:

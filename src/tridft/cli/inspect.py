@@ -11,28 +11,29 @@ from __future__ import annotations
 
 import argparse
 
-from tridft.cli.arguments import positive_int
+from tridft.cli.arguments import (TRAINED_MODEL_HELP, add_command, add_model, add_output, add_units,
+                                  positive_int)
 from tridft.extras import require_matplotlib
 
 
+HELP = "latent information per channel, head attribution, per-atom terms"
+DESCRIPTION = """Show how much information each latent channel carries over DATA, which
+heads use which channels, and the per-atom energies and polarizabilities of one
+structure."""
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "inspect", help="latent information per channel, head attribution, per-atom terms",
-        description="Show how much information each latent channel carries over DATA, which "
-                    "heads use which channels, and the per-atom energies and polarizabilities "
-                    "of one structure.")
-    parser.add_argument("model", metavar="MODEL", help="trained model file")
+    parser = add_command(subparsers, "inspect", run, HELP, DESCRIPTION)
+    add_model(parser, TRAINED_MODEL_HELP)
     parser.add_argument("data", metavar="DATA", help="structures (labels are not needed)")
     parser.add_argument("--structure", type=int, default=0, metavar="K",
                         help="structure of DATA (0-based) for the per-atom contributions "
                              "(default 0)")
     parser.add_argument("--max-structures", type=positive_int, default=1000, metavar="N",
                         help="use at most the first N structures of DATA (default 1000)")
-    parser.add_argument("--units", metavar="QUANTITY=UNIT,...",
-                        help="units of DATA, e.g. length=bohr")
-    parser.add_argument("-o", "--output", default="inspect", metavar="OUT_PREFIX",
-                        help="prefix of the files written (default: inspect)")
-    parser.set_defaults(handler=run)
+    add_units(parser, "units of DATA, e.g. length=bohr")
+    add_output(parser, "OUT_PREFIX", "prefix of the files written (default: inspect)",
+               default="inspect")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from tridft.cli.arguments import non_negative_int
+from tridft.cli.arguments import add_command, add_output, non_negative_int
 from tridft.label.pyscf_backend import PROPERTIES, LabelSettings
 
 _DEFAULTS = LabelSettings()
@@ -24,20 +24,21 @@ def _properties(text: str) -> tuple[str, ...]:
     return names
 
 
+HELP = "label structures with DFT (PySCF), in parallel on Dask"
+DESCRIPTION = """Kohn-Sham DFT energies, forces, dipoles and static polarizabilities
+(analytic, CPKS) for molecules, with PySCF. Frames are appended to OUT as they finish;
+rerunning the same command skips structures already labelled, and failures go to
+OUT.failures.jsonl. A structure's own 'charge' and 'multiplicity' (info keys) override the
+options. Needs the 'label' extra: pip install 'tridft[label]'."""
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "label", help="label structures with DFT (PySCF), in parallel on Dask",
-        description="Kohn-Sham DFT energies, forces, dipoles and static polarizabilities "
-                    "(analytic, CPKS) for molecules, with PySCF. Frames are appended to OUT "
-                    "as they finish; rerunning the same command skips structures already "
-                    "labelled, and failures go to OUT.failures.jsonl. A structure's own "
-                    "'charge' and 'multiplicity' (info keys) override the options. "
-                    "Needs the 'label' extra: pip install 'tridft[label]'.")
+    parser = add_command(subparsers, "label", run, HELP, DESCRIPTION)
     parser.add_argument("structures", metavar="STRUCTURES",
                         help="structures to label (extxyz, ASE .db, anything ase.io.read reads); "
                              "molecules only")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.extxyz",
-                        help="labelled structures are appended here (created if missing)")
+    add_output(parser, "OUT.extxyz", "labelled structures are appended here (created if missing)",
+               required=True)
     theory = parser.add_argument_group("level of theory")
     theory.add_argument("--xc", default=_DEFAULTS.xc,
                         help=f"exchange-correlation functional (default: {_DEFAULTS.xc})")
@@ -78,7 +79,6 @@ def register(subparsers) -> None:
                            help="OpenMP threads per worker (default: 1, usually fastest)")
     run_group.add_argument("--no-progress", dest="progress", action="store_false",
                            help="no progress bar")
-    parser.set_defaults(handler=run)
 
 
 def settings_from_args(args: argparse.Namespace) -> LabelSettings:

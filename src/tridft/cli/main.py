@@ -1,7 +1,9 @@
 """The ``tridft`` command: one small module per subcommand, each a thin layer over the library.
 
 A subcommand module defines ``register(subparsers)``, which adds its parser and
-sets ``handler`` to a function ``run(args) -> int``.
+sets ``handler`` to a function ``run(args) -> int`` (``tridft.cli.arguments.add_command``
+does both from the module's ``HELP`` and ``DESCRIPTION``); the options that several
+subcommands share are spelled once in ``tridft.cli.arguments``.
 """
 
 from __future__ import annotations

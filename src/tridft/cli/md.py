@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import argparse
 
-from tridft.cli.arguments import (add_model_and_structure, non_negative_float,
-                                  positive_float, positive_int, structure_at)
+from tridft.cli.arguments import (add_command, add_model_and_structure, add_no_progress, add_output,
+                                  add_seed, non_negative_float, positive_float, positive_int,
+                                  structure_at)
+
+
+HELP = "molecular dynamics with a trained model (ASE), written to extxyz"
+DESCRIPTION = """Run NVE, NVT (Langevin) or NPT molecular dynamics of STRUCTURE with MODEL
+and write energy, forces, polarizability (and dipole) of every --interval-th step to an
+extxyz trajectory, for `tridft spectrum`."""
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "md", help="molecular dynamics with a trained model (ASE), written to extxyz",
-        description="Run NVE, NVT (Langevin) or NPT molecular dynamics of STRUCTURE with MODEL "
-                    "and write energy, forces, polarizability (and dipole) of every "
-                    "--interval-th step to an extxyz trajectory, for `tridft spectrum`.")
+    parser = add_command(subparsers, "md", run, HELP, DESCRIPTION)
     add_model_and_structure(parser, "starting structure")
-    parser.add_argument("-o", "--output", required=True, metavar="TRAJ.extxyz",
-                        help="trajectory to write (replaced if it exists)")
+    add_output(parser, "TRAJ.extxyz", "trajectory to write (replaced if it exists)",
+               required=True)
     parser.add_argument("--ensemble", choices=("nve", "nvt", "npt"), default="nvt",
                         help="nve: velocity Verlet; nvt: Langevin thermostat; npt: barostat "
                              "and thermostat, periodic cells only (default: nvt)")
@@ -72,12 +75,11 @@ def register(subparsers) -> None:
                              "speed and drift of each)")
     parser.add_argument("--correction-every", type=positive_int, default=2, metavar="K",
                         help="mts: steps between corrections to -dE/dR (default: 2)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_seed(parser)
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch CPU threads (default: 1, fastest for small molecules)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(handler=run)
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -23,18 +23,20 @@ from typing import Sequence
 
 import numpy as np
 
-from tridft.cli.evaluate import add_data_options, add_model_run_options
+from tridft.cli.arguments import (add_command, add_data_options, add_model, add_model_run_options,
+                                  add_output)
+
+
+HELP = "predict energies, forces and polarizabilities into an extxyz file"
+DESCRIPTION = """Run a model on the structures of DATA (labels are not needed) and write its
+predictions, in internal units, to an extxyz file."""
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "predict", help="predict energies, forces and polarizabilities into an extxyz file",
-        description="Run a model on the structures of DATA (labels are not needed) and write "
-                    "its predictions, in internal units, to an extxyz file.")
-    parser.add_argument("model", metavar="MODEL", help="model file (model.pt of a run)")
+    parser = add_command(subparsers, "predict", run, HELP, DESCRIPTION)
+    add_model(parser)
     parser.add_argument("data", metavar="DATA", help="structures (extxyz, ASE .db, ...)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.extxyz",
-                        help="where to write the predictions")
+    add_output(parser, "OUT.extxyz", "where to write the predictions", required=True)
     parser.add_argument("--no-energy", action="store_true",
                         help="leave the energies out (e.g. of compositions the model's "
                              "reference energies do not determine)")
@@ -45,7 +47,6 @@ def register(subparsers) -> None:
                              "polarizability (one backward pass more per batch)")
     add_model_run_options(parser)
     add_data_options(parser)
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

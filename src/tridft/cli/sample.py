@@ -7,28 +7,28 @@ from __future__ import annotations
 
 import argparse
 
-from tridft.cli.arguments import positive_int
+from tridft.cli.arguments import add_command, add_output, add_seed, positive_int
+
+
+HELP = "distorted geometries of a molecule, to label with tridft label"
+DESCRIPTION = """Without --model: a crude sampler that moves every atom by a Gaussian
+displacement of width sqrt(kB T / k), k an element-dependent effective force constant (H 8,
+others 20 eV/A^2), and rejects geometries with atoms closer than 0.7 x the sum of covalent
+radii. It samples bond stretches and bends, not torsions or conformers, and is no Boltzmann
+distribution. With --model: snapshots of Langevin MD driven by a trained tridft model."""
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "sample", help="distorted geometries of a molecule, to label with tridft label",
-        description="Without --model: a crude sampler that moves every atom by a Gaussian "
-                    "displacement of width sqrt(kB T / k), k an element-dependent effective "
-                    "force constant (H 8, others 20 eV/A^2), and rejects geometries with atoms "
-                    "closer than 0.7 x the sum of covalent radii. It samples bond stretches and "
-                    "bends, not torsions or conformers, and is no Boltzmann distribution. "
-                    "With --model: snapshots of Langevin MD driven by a trained tridft model.")
+    parser = add_command(subparsers, "sample", run, HELP, DESCRIPTION)
     parser.add_argument("molecule", metavar="MOLECULE",
                         help="structure file, or a name ase.build.molecule knows "
                              "(H2O, CH3CH2OH, C6H6, ...; also water, ethanol, benzene)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.extxyz",
-                        help="where to write the geometries (extxyz)")
+    add_output(parser, "OUT.extxyz", "where to write the geometries (extxyz)", required=True)
     parser.add_argument("--n", type=positive_int, default=200, help="number of geometries "
                         "(default: 200)")
     parser.add_argument("--temperature", type=float, default=500.0, metavar="K",
                         help="temperature in Kelvin (default: 500)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_seed(parser)
     parser.add_argument("--index", type=int, default=0,
                         help="frame of MOLECULE's file to start from (default: 0)")
     md = parser.add_argument_group("MD sampling with a trained model")
@@ -40,7 +40,6 @@ def register(subparsers) -> None:
                     help="MD time step in fs (default: 0.5)")
     md.add_argument("--equilibration", type=int, default=200, metavar="STEPS",
                     help="MD steps discarded before the first snapshot (default: 200)")
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

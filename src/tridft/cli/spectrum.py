@@ -11,20 +11,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tridft.cli.arguments import (add_raman_geometry, non_negative_float, positive_float,
-                                  positive_int)
+from tridft.cli.arguments import (add_command, add_output, add_raman_geometry, non_negative_float,
+                                  positive_float, positive_int)
 from tridft.extras import require_matplotlib
 
 
+HELP = "Raman and IR spectra from an MD trajectory"
+DESCRIPTION = """Raman spectrum from the polarizability autocorrelation (and IR from the
+dipole-derivative autocorrelation when the trajectory has dipoles)."""
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "spectrum", help="Raman and IR spectra from an MD trajectory",
-        description="Raman spectrum from the polarizability autocorrelation (and IR from the "
-                    "dipole-derivative autocorrelation when the trajectory has dipoles).")
+    parser = add_command(subparsers, "spectrum", run, HELP, DESCRIPTION)
     parser.add_argument("trajectory", metavar="TRAJ", help="extxyz trajectory of `tridft md`")
-    parser.add_argument("-o", "--output", metavar="PREFIX",
-                        help="write PREFIX.csv and PREFIX.png (default: TRAJ without its "
-                             "extension, plus _spectrum)")
+    add_output(parser, "PREFIX", "write PREFIX.csv and PREFIX.png (default: TRAJ without its "
+                                 "extension, plus _spectrum)")
     parser.add_argument("--max-freq", type=positive_float, default=4000.0, metavar="CM1",
                         help="highest wavenumber plotted, written and searched (default: 4000)")
     parser.add_argument("--window", choices=("hann", "blackman", "gaussian", "none"),
@@ -41,7 +42,6 @@ def register(subparsers) -> None:
     add_raman_geometry(parser)
     parser.add_argument("--peaks", type=positive_int, default=10, metavar="N",
                         help="how many peaks to print (default: 10)")
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import argparse
 
+from tridft.cli.arguments import add_command, add_no_progress
 from tridft.train.progress import format_metrics
 
 
+HELP = "train a model from a YAML configuration"
+DESCRIPTION = """Train a model on every label of the data (energies, forces,
+polarizabilities, dipoles, further labels in data.keys). Every key of CONFIG can be changed
+from the command line with --set, e.g. --set training.lr=1e-3 --set
+loss.balancing=uncertainty."""
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "train", help="train a model from a YAML configuration",
-        description="Train a model on every label of the data (energies, forces, "
-                    "polarizabilities, dipoles, further labels in data.keys). Every key of "
-                    "CONFIG can be changed from the command line with --set, e.g. "
-                    "--set training.lr=1e-3 --set loss.balancing=uncertainty.")
+    parser = add_command(subparsers, "train", run, HELP, DESCRIPTION)
     parser.add_argument("config", metavar="CONFIG.yaml", nargs="?",
                         help="training configuration (default: the built-in defaults, "
                              "ethanol from the bundled dataset)")
@@ -30,8 +33,7 @@ def register(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="start afresh in a run_dir that holds files of an earlier run "
                              "(model.pt, checkpoint.pt, metrics.csv, ...), replacing them")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(handler=run)
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,24 +12,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tridft.cli.arguments import (add_model_and_structure, add_raman_geometry,
-                                  positive_float, structure_at)
+from tridft.cli.arguments import (add_command, add_model_and_structure, add_output,
+                                  add_raman_geometry, positive_float, structure_at)
 from tridft.extras import require_matplotlib
 
 COLUMNS = ["mode", "frequency_cm1", "raman_activity_A4_per_amu", "depolarisation_ratio",
            "raman_a2_A4_per_amu", "raman_gamma2_A4_per_amu", "ir_intensity_km_per_mol"]
 
 
+HELP = "harmonic frequencies, IR intensities and Raman activities"
+DESCRIPTION = """Relax STRUCTURE with MODEL, then its harmonic normal modes with Raman
+activities (45 a'^2 + 7 g'^2, A^4/amu) from the model's polarizability and IR intensities
+(km/mol) from its dipole head, if it has one."""
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "vibrations", help="harmonic frequencies, IR intensities and Raman activities",
-        description="Relax STRUCTURE with MODEL, then its harmonic normal modes with Raman "
-                    "activities (45 a'^2 + 7 g'^2, A^4/amu) from the model's polarizability "
-                    "and IR intensities (km/mol) from its dipole head, if it has one.")
+    parser = add_command(subparsers, "vibrations", run, HELP, DESCRIPTION)
     add_model_and_structure(parser, "structure file")
-    parser.add_argument("-o", "--output", metavar="PREFIX",
-                        help="write PREFIX.csv, PREFIX.png and PREFIX_relaxed.extxyz "
-                             "(default: STRUCTURE without extension, plus _vibrations)")
+    add_output(parser, "PREFIX", "write PREFIX.csv, PREFIX.png and PREFIX_relaxed.extxyz "
+                                 "(default: STRUCTURE without extension, plus _vibrations)")
     parser.add_argument("--fmax", type=positive_float, default=1e-4, metavar="EV_PER_A",
                         help="relaxation threshold on the largest force (default: 1e-4)")
     parser.add_argument("--no-relax", action="store_true",
@@ -38,7 +39,6 @@ def register(subparsers) -> None:
     parser.add_argument("--fwhm", type=positive_float, default=10.0, metavar="CM1",
                         help="Lorentzian width of the plotted spectra (default: 10)")
     add_raman_geometry(parser)
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
