@@ -46,6 +46,27 @@ def test_the_latent_scalars_are_sampled_in_train_mode(model, batch):
     assert 0.8 < float(standardised.var()) < 1.2
 
 
+def test_a_sample_is_never_wider_than_the_prior(model, batch):
+    """Whatever the log-variance layer outputs, sampling noise stays at most N(0, 1):
+    a wide posterior, amplified by the heads' products of latent features, once made
+    a loss of 3e14 (model/bottleneck.py)."""
+    layer = model.bottleneck.to_log_var
+    saved = layer.bias.detach().clone()
+    torch.manual_seed(0)
+    model.train()
+    try:
+        with torch.no_grad():
+            layer.bias.fill_(25.0)
+        latent = model.latent(batch)
+    finally:
+        model.eval()
+        with torch.no_grad():
+            layer.bias.copy_(saved)
+    assert latent.log_var.max() <= 0.0
+    noise = latent.scalars - latent.mean
+    assert 0.9 < float(noise.std()) < 1.1
+
+
 def test_kl_per_channel_is_the_gaussian_kl(model, batch):
     latent = model.latent(batch)
     kl = latent.kl_per_channel().detach()
