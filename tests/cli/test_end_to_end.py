@@ -30,13 +30,8 @@ def demo_run(tmp_path_factory):
     """(run folder, what `tridft demo --quick` printed)."""
     run_dir = tmp_path_factory.mktemp("demo") / "run"
     printed = io.StringIO()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared; one thread is as fast for tiny batches
-    try:
-        with redirect_stdout(printed):
-            code = main(["demo", "--quick", "--out", str(run_dir)])
-    finally:
-        torch.set_num_threads(threads)
+    with redirect_stdout(printed):
+        code = main(["demo", "--quick", "--out", str(run_dir)])
     assert code == 0, printed.getvalue()
     return run_dir, printed.getvalue()
 

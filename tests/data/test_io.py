@@ -165,25 +165,17 @@ def test_parse_keys_and_units():
     assert parse_keys(None) == KeyMap() and parse_units("") == UnitSpec()
 
 
-@pytest.mark.parametrize("text, words", [
-    ("energy=Hartre", ["--units", "unknown energy unit 'Hartre'"]),
-    ("forces=eV/A", ["--units", "energy= and length="]),
-    ("temperature=K", ["--units", "unknown quantity 'temperature'"]),
-    ("energy", ["--units", "expected name=value"]),
+@pytest.mark.parametrize("parse, text, words", [
+    (parse_units, "energy=Hartre", ["--units", "unknown energy unit 'Hartre'"]),
+    (parse_units, "forces=eV/A", ["--units", "energy= and length="]),
+    (parse_units, "temperature=K", ["--units", "unknown quantity 'temperature'"]),
+    (parse_units, "energy", ["--units", "expected name=value"]),
+    (parse_keys, "enrgy=potential", ["--keys", "unknown label 'enrgy'"]),
+    (parse_keys, "energy=a,energy=b", ["--keys", "'energy' is given twice"]),
 ])
-def test_bad_units_option_names_the_option(text, words):
+def test_bad_units_or_keys_option_names_the_option(parse, text, words):
     with pytest.raises(ConfigError) as caught:
-        parse_units(text)
-    assert all(word in str(caught.value) for word in words)
-
-
-@pytest.mark.parametrize("text, words", [
-    ("enrgy=potential", ["--keys", "unknown label 'enrgy'"]),
-    ("energy=a,energy=b", ["--keys", "'energy' is given twice"]),
-])
-def test_bad_keys_option_names_the_option(text, words):
-    with pytest.raises(ConfigError) as caught:
-        parse_keys(text)
+        parse(text)
     assert all(word in str(caught.value) for word in words)
 
 

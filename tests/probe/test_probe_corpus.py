@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import torch
 
 from tests.probe import cases_effects, cases_inputs
 from tests.probe.harness import run_case, summarise
@@ -24,18 +23,13 @@ AREAS = ("data", "config", "model", "filesystem", "concurrency", "extrapolation"
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     started = time.monotonic()
-    try:
-        world = build_world(tmp_path_factory.mktemp("probe"))
-        cases = (cases_inputs.data_cases(world) + cases_inputs.config_cases(world)
-                 + cases_inputs.model_cases(world) + cases_effects.filesystem_cases(world)
-                 + cases_effects.concurrency_cases(world)
-                 + cases_effects.extrapolation_cases(world))
-        results = [run_case(case) for case in cases]
-    finally:
-        torch.set_num_threads(threads)
+    world = build_world(tmp_path_factory.mktemp("probe"))
+    cases = (cases_inputs.data_cases(world) + cases_inputs.config_cases(world)
+             + cases_inputs.model_cases(world) + cases_effects.filesystem_cases(world)
+             + cases_effects.concurrency_cases(world)
+             + cases_effects.extrapolation_cases(world))
+    results = [run_case(case) for case in cases]
     return results, time.monotonic() - started
 
 
