@@ -46,3 +46,17 @@ def test_bad_files_and_elements_are_named(tmp_path):
         element_symbols(["H", "Xx"])
     with pytest.raises(InputError, match="no ground-state multiplicity tabulated for Rb"):
         isolated_atom_energies(["Rb"], LabelSettings())
+
+
+def test_the_command_writes_a_file_training_reads(tmp_path, capsys):
+    from tridft.cli.main import main
+
+    out = tmp_path / "atoms.yaml"
+    assert main(["label", "O,H", "-o", str(out), "--isolated-atoms", "--basis", "sto-3g",
+                 "--no-progress"]) == 0
+    energies = read_reference_energies(out)
+    assert list(energies) == ["H", "O"] and energies["H"] < -12.0
+    assert "data.reference_energies=" in capsys.readouterr().out
+    assert main(["label", "H,Qq", "-o", str(tmp_path / "x.yaml"), "--isolated-atoms"]) != 0
+    assert "'Qq': not an element symbol" in capsys.readouterr().err
+    assert not (tmp_path / "x.yaml").exists()

@@ -29,7 +29,10 @@ DESCRIPTION = """Kohn-Sham DFT energies, forces, dipoles and static polarizabili
 (analytic, CPKS) for molecules, with PySCF. Frames are appended to OUT as they finish;
 rerunning the same command skips structures already labelled, and failures go to
 OUT.failures.jsonl. A structure's own 'charge' and 'multiplicity' (info keys) override the
-options. Needs the 'label' extra: pip install 'tridft[label]'."""
+options. With --isolated-atoms, the energies of the free atoms of every element in
+STRUCTURES (a structure file, or elements such as H,C,O) at the same level of theory
+are written to OUT as YAML, for data.reference_energies. Needs the 'label' extra:
+pip install 'tridft[label]'."""
 
 
 def register(subparsers) -> None:
@@ -65,6 +68,10 @@ def register(subparsers) -> None:
     theory.add_argument("--multiplicity", type=int, default=1,
                         help="2S+1 of structures without a 'multiplicity' info key "
                              "(default: 1; >1 runs unrestricted KS)")
+    parser.add_argument("--isolated-atoms", action="store_true",
+                        help="write the isolated-atom energies (eV, YAML) of the elements in "
+                             "STRUCTURES (a file, or a list such as H,C,O) to OUT instead: "
+                             "reference energies for data.reference_energies")
     parser.add_argument("--properties", type=_properties, default=PROPERTIES,
                         metavar="LIST",
                         help=f"comma-separated subset of {','.join(PROPERTIES)} (default: all)")
@@ -96,11 +103,41 @@ def run(args: argparse.Namespace) -> int:
     from tridft.outputs import check_outputs
 
     settings = settings_from_args(args)
+    if args.isolated_atoms:
+        return run_isolated_atoms(args, settings)
     check_outputs({"-o": args.output}, inputs={"STRUCTURES": args.structures})
     summary = label_file(args.structures, args.output, settings, workers=args.workers,
                          scheduler=args.scheduler, progress=args.progress)
     print(format_summary(summary, settings))
     return 1 if summary.failed else 0
+
+
+def run_isolated_atoms(args: argparse.Namespace, settings: LabelSettings) -> int:
+    from tridft.label.isolated_atoms import isolated_atom_energies, write_reference_energies
+    from tridft.outputs import check_outputs
+
+    elements = elements_of(args.structures)
+    check_outputs({"-o": args.output}, inputs={"STRUCTURES": args.structures})
+    energies = isolated_atom_energies(elements, settings, progress=args.progress)
+    write_reference_energies(energies, settings, args.output)
+    print(f"{settings.level_of_theory}: isolated-atom energies (eV)")
+    print("\n".join(f"  {symbol:<2} {energy:.6f}" for symbol, energy in energies.items()))
+    print(f"written to {args.output}; train with --set data.reference_energies={args.output}")
+    return 0
+
+
+def elements_of(structures: str) -> list[int]:
+    """The atomic numbers in a structure file, or in a list of elements ('H,C,O')."""
+    from pathlib import Path
+
+    from tridft.data.io import KeyMap, read_structures
+    from tridft.label.isolated_atoms import element_symbols
+
+    if Path(structures).exists():
+        unlabelled = KeyMap(energy=None, forces=None, polarizability=None, dipole=None)
+        return sorted({int(z) for record in read_structures(structures, unlabelled)
+                       for z in record.numbers})
+    return element_symbols(part for part in structures.split(",") if part.strip())
 
 
 def format_summary(summary, settings: LabelSettings) -> str:
