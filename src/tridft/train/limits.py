@@ -8,20 +8,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tridft.errors import ConfigError, TriDFTError
+from tridft.errors import TriDFTError
 from tridft.train import checkpoint as ckpt
 from tridft.train import distributed
-
-
-def count_steps_per_epoch(n_train: int, batch_size: int, world_size: int) -> int:
-    """Global batches per epoch; a last batch too small to give every process a structure
-    is dropped."""
-    full, rest = divmod(n_train, batch_size)
-    steps = full + (rest >= world_size and rest > 0)
-    if steps == 0:
-        raise ConfigError(f"training.batch_size: {n_train} training structures cannot fill a "
-                          f"batch for {world_size} processes")
-    return steps
 
 
 def count_total_steps(training, steps_per_epoch: int) -> int | None:
@@ -47,8 +36,8 @@ def stop_reason(state: ckpt.TrainingProgress, training, steps_per_epoch: int, el
         reason = "max_steps"
     elif training.max_epochs is not None and state.epoch >= training.max_epochs:
         reason = "max_epochs"
-    elif (training.early_stopping_patience is not None
-          and state.validations_without_improvement >= training.early_stopping_patience):
+    elif out_of_patience(state.validations_without_improvement,
+                         training.early_stopping_patience):
         reason = "early_stopping"
     elif training.time_limit_minutes is not None and elapsed_s >= 60 * training.time_limit_minutes:
         reason = "time_limit"
@@ -56,6 +45,42 @@ def stop_reason(state: ckpt.TrainingProgress, training, steps_per_epoch: int, el
         codes = ["", "max_steps", "max_epochs", "early_stopping", "time_limit"]
         reason = codes[int(context.broadcast_float(codes.index(reason)))]
     return reason
+
+
+def out_of_patience(validations_without_improvement: int, patience: int | None) -> bool:
+    """Early stopping: ``patience`` validations in a row have not improved (None: never)."""
+    return patience is not None and validations_without_improvement >= patience
+
+
+class EarlyStopping:
+    """The best validation score so far (lower is better), its step, and the validations
+    since; fine-tuning keeps its best weights by it.
+
+        stopping = EarlyStopping(patience=30, best_score=initial_score)
+        if stopping.update(score, step):
+            ...  # a new best: keep these weights
+        if stopping.should_stop:
+            break
+    """
+
+    def __init__(self, patience: int | None, best_score: float = math.inf, best_step: int = 0):
+        self.patience = patience
+        self.best_score = best_score
+        self.best_step = best_step
+        self.validations_without_improvement = 0
+
+    def update(self, score: float, step: int) -> bool:
+        """Record the validation ``score`` of ``step``; whether it is a new best."""
+        if score < self.best_score:
+            self.best_score, self.best_step = score, step
+            self.validations_without_improvement = 0
+            return True
+        self.validations_without_improvement += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return out_of_patience(self.validations_without_improvement, self.patience)
 
 
 def stop_if_not_finite(values: dict[str, float], step: int, last_checkpoint: int | None,

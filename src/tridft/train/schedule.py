@@ -10,15 +10,49 @@
 - ``plateau``: the rate is multiplied by ``plateau_factor`` after
   ``plateau_patience`` validations without improvement, down to ``lr * min_lr_ratio``;
 - ``none``: constant after the warm-up.
+
+Fine-tuning (tridft.transfer) uses the same cosine, as a factor of each parameter
+group's own rate: ``LearningRateSchedule.cosine(total_steps, min_ratio)``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """The settings a schedule reads; the training section of a configuration
+    (tridft.train.config.TrainingConfig) has the same fields."""
+
+    lr: float
+    scheduler: str = "cosine"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    plateau_factor: float = 0.5
+    plateau_patience: int = 1
+    time_limit_minutes: float | None = None
+
+
+def cosine_decay(progress: float, min_ratio: float) -> float:
+    """1 at ``progress`` 0, ``min_ratio`` at 1, half a cosine between."""
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class LearningRateSchedule:
-    """Learning rate per step; the plateau state is saved in checkpoints."""
+    """Learning rate per step; the plateau state is saved in checkpoints.
+
+    ``training``: a TrainingConfig or ScheduleSettings; ``total_steps``: the step at which
+    the cosine ends (None: no step limit).
+    """
+
+    @classmethod
+    def cosine(cls, total_steps: int, min_ratio: float,
+               peak: float = 1.0) -> LearningRateSchedule:
+        """From ``peak`` at step 0 down to ``peak * min_ratio`` at ``total_steps``, without
+        warm-up or time limit."""
+        return cls(ScheduleSettings(lr=peak, min_lr_ratio=min_ratio), total_steps)
 
     def __init__(self, training, total_steps: int | None):
         self.peak = training.lr
@@ -49,8 +83,7 @@ class LearningRateSchedule:
         if step < self.warmup_steps:
             return self.peak * (step + 1) / self.warmup_steps
         if self.kind == "cosine":
-            cosine = 0.5 * (1.0 + math.cos(math.pi * self.progress(step, elapsed_s)))
-            return self.peak * (self.min_ratio + (1.0 - self.min_ratio) * cosine)
+            return self.peak * cosine_decay(self.progress(step, elapsed_s), self.min_ratio)
         if self.kind == "plateau":
             return self.peak * self.multiplier
         return self.peak

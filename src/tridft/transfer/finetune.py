@@ -22,45 +22,40 @@ The whole model stays in eval mode while it learns: the bottleneck gives its mea
 the value every head sees at inference. A fraction of the labelled structures is
 held out for validation; the step with the lowest validation error is kept
 (early stopping).
+
+This module is the entry point (options, reading labels, checks, saving); the loop is
+:mod:`tridft.transfer.head_fit` (the training package's cosine schedule and early
+stopping) and the latent cache :mod:`tridft.transfer.latents`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from torch import nn
-from tqdm.auto import tqdm
 
-from tridft.data.batch import Batch
 from tridft.data.dataset import GraphDataset
 from tridft.data.io import KeyMap, read_structures
 from tridft.data.record import Record
 from tridft.errors import ConfigError, InputError
-from tridft.model.bottleneck import Latent
-from tridft.model.heads import Head
 from tridft.model.model import TriDFTModel
 from tridft.model.persistence import save_model
-from tridft.transfer.targets import KINDS, Target, masked_residuals
+# The loop (head_fit) and the latents (latents) live beside this module; their names
+# below are importable from here too.
+from tridft.transfer.head_fit import (DEFAULT_STEPS, FINAL_LR_RATIO,  # noqa: F401
+                                      MIN_VALIDATION_INTERVAL, RELEASED_MODULES, HeadFit,
+                                      trainable)
+from tridft.transfer.latents import EVALUATION_BATCH, LatentSource, evaluate_target  # noqa: F401
+from tridft.transfer.targets import KINDS, Target
 from tridft.units import UnitSpec
 
 logger = logging.getLogger(__name__)
 
 FREEZE_MODES = ("latent", "backbone", "none")
-DEFAULT_STEPS = 1000
-# Cosine learning-rate decay ends at lr * this.
-FINAL_LR_RATIO = 0.02
-# Validate at least this many steps apart (tiny sets have one-step epochs).
-MIN_VALIDATION_INTERVAL = 10
-# Structures per forward pass when computing latents or evaluating.
-EVALUATION_BATCH = 64
 
 
 class FinetuneOptions(BaseModel):
@@ -203,10 +198,12 @@ def finetune(model: TriDFTModel, records: Sequence[Record], options: FinetuneOpt
                        "predictions change; check them before using them", options.freeze)
 
     model.eval()  # the bottleneck's mean, as every head sees it at inference
-    with _trainable(model, head, options.freeze) as pretrained:
-        loop = _FitLoop(model, head, target, dataset, train_indices, validation_indices,
-                        options, pretrained, dtype)
-        result = loop.run(progress)
+    with trainable(model, head, options.freeze) as pretrained:
+        fit = HeadFit(model, head, target, dataset, train_indices, validation_indices,
+                      options, pretrained, dtype)
+        result = fit.run(progress)
+    logger.info("finetune %s: validation MAE %.4g at step %d of %d", target.name,
+                result["validation"]["mae"], result["best_step"], result["steps"])
     return FinetuneResult(model=model, target=target, options=options,
                           n_train=len(train_records), n_validation=len(validation_records),
                           **result)
@@ -262,190 +259,6 @@ def _warn_unknown_elements(model: TriDFTModel, records: Sequence[Record]) -> Non
     if unseen:
         logger.warning("elements %s were not in the model's training set: their latent is "
                        "untrained", unseen)
-
-
-# Pre-trained modules that learn too (at lr * pretrained_lr_factor), per freeze mode.
-RELEASED_MODULES = {"latent": (), "backbone": ("bottleneck",), "none": ("backbone", "bottleneck")}
-
-
-@contextmanager
-def _trainable(model: TriDFTModel, head: Head, freeze: str) -> Iterator[list[nn.Parameter]]:
-    """Only the new head and the modules ``freeze`` releases get gradients inside the block
-    (yields the released pre-trained parameters); every requires_grad flag is restored."""
-    saved = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
-    try:
-        for parameter in model.parameters():
-            parameter.requires_grad_(False)
-        for parameter in head.parameters():
-            parameter.requires_grad_(True)
-        pretrained = [p for name in RELEASED_MODULES[freeze]
-                      for p in getattr(model, name).parameters()]
-        for parameter in pretrained:
-            parameter.requires_grad_(True)
-        yield pretrained
-    finally:
-        for parameter, flag in saved:
-            parameter.requires_grad_(flag)
-
-
-class LatentSource:
-    """(latent, batch) for structures of a dataset.
-
-    With ``frozen`` the latent of every structure is computed once (no gradient) and
-    cut per structure; a batch's latent is then the concatenation of its structures'.
-    """
-
-    def __init__(self, model: TriDFTModel, dataset: GraphDataset, dtype: torch.dtype,
-                 frozen: bool):
-        self.model, self.dataset, self.dtype = model, dataset, dtype
-        self.device = next(model.parameters()).device
-        self.cache: list[Latent] | None = None
-        if frozen:
-            self.cache = []
-            with torch.no_grad():
-                for start in range(0, len(dataset), EVALUATION_BATCH):
-                    indices = range(start, min(start + EVALUATION_BATCH, len(dataset)))
-                    batch = dataset.collate(indices, dtype=dtype).to(self.device)
-                    self.cache.extend(_split_latent(model.latent(batch),
-                                                    batch.n_atoms.tolist()))
-
-    def __call__(self, indices: Sequence[int]) -> tuple[Latent, Batch]:
-        batch = self.dataset.collate(indices, dtype=self.dtype).to(self.device)
-        if self.cache is None:
-            return self.model.latent(batch), batch
-        return _concatenate_latents([self.cache[i] for i in indices]), batch
-
-
-def _split_latent(latent: Latent, sizes: list[int]) -> list[Latent]:
-    def cut(tensor):
-        return [None] * len(sizes) if tensor is None else tensor.split(sizes)
-
-    return [Latent(*parts) for parts in zip(cut(latent.scalars), cut(latent.vectors),
-                                            cut(latent.mean), cut(latent.log_var))]
-
-
-def _concatenate_latents(latents: list[Latent]) -> Latent:
-    log_vars = [latent.log_var for latent in latents]
-    return Latent(scalars=torch.cat([latent.scalars for latent in latents]),
-                  vectors=torch.cat([latent.vectors for latent in latents]),
-                  mean=torch.cat([latent.mean for latent in latents]),
-                  log_var=None if log_vars[0] is None else torch.cat(log_vars))
-
-
-class _FitLoop:
-    """The training loop of a new head, step by step, with validation and early stopping."""
-
-    def __init__(self, model: TriDFTModel, head: Head, target: Target, dataset: GraphDataset,
-                 train_indices: list[int], validation_indices: list[int],
-                 options: FinetuneOptions, pretrained: list[nn.Parameter],
-                 dtype: torch.dtype):
-        self.model, self.head, self.target, self.options = model, head, target, options
-        self.train_indices, self.validation_indices = train_indices, validation_indices
-        self.source = LatentSource(model, dataset, dtype, frozen=not pretrained)
-        self.loss_scale = target.loss_scale([dataset[i] for i in train_indices])
-        groups = [{"params": list(head.parameters()), "lr": options.lr}]
-        if pretrained:
-            groups.append({"params": pretrained, "lr": options.lr * options.pretrained_lr_factor})
-        self.optimizer = torch.optim.AdamW(groups, weight_decay=options.weight_decay)
-        self.base_lrs = [group["lr"] for group in groups]
-        # What early stopping keeps: every module that learns.
-        self.learning = [head] + ([model.backbone, model.bottleneck] if pretrained else [])
-        steps_per_epoch = math.ceil(len(train_indices) / options.batch_size)
-        self.steps = options.steps or (options.epochs * steps_per_epoch if options.epochs
-                                       else DEFAULT_STEPS)
-        self.validate_every = options.validate_every or max(steps_per_epoch,
-                                                            MIN_VALIDATION_INTERVAL)
-        self.generator = torch.Generator().manual_seed(options.seed)
-
-    def run(self, progress: bool) -> dict:
-        initial = evaluate_target(self.model, self.target, self.source, self.validation_indices)
-        best, best_step, best_state, stale = initial, 0, self._snapshot(), 0
-        history, running, stopped_early, step = [], [], False, 0
-        bar = tqdm(total=self.steps, desc=f"finetune {self.target.name}", unit="step",
-                   disable=not progress, leave=False)
-        batches = self._training_batches()
-        for step in range(1, self.steps + 1):
-            self._set_lr(step)
-            running.append(self._train_step(next(batches)))
-            bar.update(1)
-            if step % self.validate_every and step != self.steps:
-                continue
-            metrics = evaluate_target(self.model, self.target, self.source,
-                                      self.validation_indices)
-            history.append((step, float(np.mean(running)), metrics["mae"]))
-            running = []
-            if metrics["mae"] < best["mae"]:
-                best, best_step, best_state, stale = metrics, step, self._snapshot(), 0
-            else:
-                stale += 1
-            bar.set_postfix(val_mae=f"{metrics['mae']:.4g}", best=f"{best['mae']:.4g}")
-            if stale >= self.options.patience:
-                stopped_early = True
-                break
-        bar.close()
-        self._restore(best_state)
-        logger.info("finetune %s: validation MAE %.4g at step %d of %d", self.target.name,
-                    best["mae"], best_step, step)
-        return {"validation": best, "initial_validation": initial, "best_step": best_step,
-                "steps": step,
-                "stopped_early": stopped_early, "history": history}
-
-    def _training_batches(self):
-        """Endless shuffled minibatches of training indices, reshuffled every epoch."""
-        indices = torch.as_tensor(self.train_indices)
-        while True:
-            order = indices[torch.randperm(len(indices), generator=self.generator)].tolist()
-            for start in range(0, len(order), self.options.batch_size):
-                yield order[start:start + self.options.batch_size]
-
-    def _train_step(self, indices: list[int]) -> float:
-        latent, batch = self.source(indices)
-        prediction = self.head(latent, batch)
-        values, mask = self.target.labels(batch)
-        loss = (masked_residuals(prediction, values, mask) / self.loss_scale).pow(2).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.detach())
-
-    def _set_lr(self, step: int) -> None:
-        """Cosine decay from the base learning rates to FINAL_LR_RATIO of them."""
-        progress = (step - 1) / max(1, self.steps - 1)
-        factor = FINAL_LR_RATIO + (1 - FINAL_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress))
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * factor
-
-    def _snapshot(self) -> list[dict]:
-        return [{k: v.detach().clone() for k, v in module.state_dict().items()}
-                for module in self.learning]
-
-    def _restore(self, state: list[dict]) -> None:
-        for module, module_state in zip(self.learning, state):
-            module.load_state_dict(module_state)
-
-
-def evaluate_target(model: TriDFTModel, target: Target, source: LatentSource | GraphDataset,
-                    indices: Sequence[int] | None = None) -> dict[str, float]:
-    """{"mae", "rmse", "n"} of ``model.heads[target.name]`` on labelled structures.
-
-    ``source``: a LatentSource (reuses cached latents) or a GraphDataset.
-    Errors are over label components, in the property's units.
-    """
-    if isinstance(source, GraphDataset):
-        source = LatentSource(model, source, next(model.parameters()).dtype, frozen=False)
-    indices = list(range(len(source.dataset))) if indices is None else list(indices)
-    head = model.heads[target.name]
-    residuals = []
-    with torch.no_grad():
-        for start in range(0, len(indices), EVALUATION_BATCH):
-            latent, batch = source(indices[start:start + EVALUATION_BATCH])
-            values, mask = target.labels(batch)
-            residuals.append(masked_residuals(head(latent, batch), values, mask).reshape(-1))
-    errors = torch.cat(residuals).double()
-    if errors.numel() == 0:
-        return {"mae": math.nan, "rmse": math.nan, "n": 0}
-    return {"mae": float(errors.abs().mean()), "rmse": float(errors.pow(2).mean().sqrt()),
-            "n": int(errors.numel())}
 
 
 __all__ = ["FREEZE_MODES", "KINDS", "FinetuneOptions", "FinetuneResult", "LatentSource",
