@@ -158,3 +158,14 @@ def test_bad_requests_are_one_line_errors():
                  progress=False)
     with pytest.raises(ConfigError, match="steps or epochs"):
         FinetuneOptions.create(property="x", kind="dipole", steps=3, epochs=2)
+
+
+def test_freeze_modes_also_go_by_what_they_freeze():
+    def freeze(name):
+        return FinetuneOptions.create(property="x", kind="dipole", freeze=name).freeze
+
+    assert freeze("backbone+bottleneck") == "latent" and freeze("nothing") == "none"
+    assert [freeze(name) for name in ("latent", "backbone", "none")] == [
+        "latent", "backbone", "none"]
+    with pytest.raises(ConfigError, match="freeze"):
+        freeze("bottleneck")

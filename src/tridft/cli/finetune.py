@@ -32,9 +32,12 @@ def register(subparsers) -> None:
     parser.add_argument("--kind", required=True, choices=KINDS,
                         help="what the property is; dipole: e*Angstrom from charges and "
                              "atomic dipoles, molecules only")
-    parser.add_argument("--freeze", choices=("latent", "backbone", "none"), default="latent",
-                        help="latent: train only the new head (default); backbone: also the "
-                             "bottleneck; none: everything (pre-trained parts at a smaller "
+    parser.add_argument("--freeze", default="latent",
+                        choices=("latent", "backbone", "none", "backbone+bottleneck", "nothing"),
+                        help="what stays fixed: latent (or backbone+bottleneck; the default): "
+                             "backbone and bottleneck, only the new head learns; backbone: "
+                             "only the backbone, the bottleneck learns too; none (or nothing): "
+                             "nothing, everything learns (pre-trained parts at a smaller "
                              "learning rate)")
     limit = parser.add_mutually_exclusive_group()
     limit.add_argument("--steps", type=positive_int, metavar="N",

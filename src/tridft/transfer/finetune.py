@@ -6,14 +6,19 @@
     save_finetuned(result, "ethanol+dipole.pt")
 
 A new head is attached to the latent and trained on the labelled structures
-(which need none of the original labels). What else learns is ``freeze``:
+(which need none of the original labels). ``freeze`` names what stays fixed; the
+new head always learns:
 
-    latent    (default) only the new head. Backbone and bottleneck are frozen:
-              requires_grad False and eval mode, so the latent is the bottleneck's
-              deterministic mean. The original heads' predictions stay bit-identical.
-              The latent of each structure is computed once and reused every step.
-    backbone  the new head, and the bottleneck at lr * pretrained_lr_factor.
-    none      the new head, and backbone and bottleneck at lr * pretrained_lr_factor.
+    latent    (default; also "backbone+bottleneck") everything up to the latent:
+              backbone and bottleneck are frozen (requires_grad False and eval mode,
+              so the latent is the bottleneck's deterministic mean) and only the new
+              head learns. The original heads' predictions stay bit-identical. The
+              latent of each structure is computed once and reused every step.
+    backbone  only the backbone: the bottleneck learns too, at lr * pretrained_lr_factor.
+    none      (also "nothing") nothing: backbone and bottleneck learn at
+              lr * pretrained_lr_factor.
+
+The aliases are read as the original names, which the model file records.
 
 In the last two modes the shared latent moves, so the original heads' predictions
 change (they are not retrained here); a warning says so.
@@ -36,7 +41,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from tridft.data.dataset import GraphDataset
 from tridft.data.io import KeyMap, read_structures
@@ -56,6 +62,8 @@ from tridft.units import UnitSpec
 logger = logging.getLogger(__name__)
 
 FREEZE_MODES = ("latent", "backbone", "none")
+# Names of freeze modes by the modules they freeze, accepted for the original names.
+FREEZE_ALIASES = {"backbone+bottleneck": "latent", "nothing": "none"}
 
 
 class FinetuneOptions(BaseModel):
@@ -66,7 +74,9 @@ class FinetuneOptions(BaseModel):
     property: str = Field(min_length=1, description="name of the new head and its label")
     kind: Literal["structure_scalar", "structure_vector", "atom_scalar", "structure_tensor",
                   "dipole"]
-    freeze: Literal["latent", "backbone", "none"] = "latent"
+    freeze: Literal["latent", "backbone", "none"] = Field(
+        "latent", description="what stays fixed: latent (backbone and bottleneck), backbone "
+                              "(the bottleneck learns) or none; FREEZE_ALIASES are accepted")
     steps: int | None = Field(None, gt=0, description="optimizer steps (default 1000)")
     epochs: int | None = Field(None, gt=0, description="passes over the training labels")
     lr: float = Field(3e-3, gt=0, description="learning rate of the new head (AdamW)")
@@ -86,6 +96,11 @@ class FinetuneOptions(BaseModel):
                                                       "default the model's head_hidden")
     extensive: bool = Field(True, description="structure_scalar: sum (true) or mean over atoms")
     seed: int = 0
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _original_freeze_name(cls, value):
+        return FREEZE_ALIASES.get(value, value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _one_limit(self) -> "FinetuneOptions":
