@@ -69,11 +69,15 @@ def parameters_of(checkpoint_path) -> dict[str, torch.Tensor]:
             **{f"balancer.{k}": v for k, v in payload["balancer"].items() if torch.is_tensor(v)}}
 
 
+@pytest.mark.parametrize("batch_atoms", [None, 20])
 def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, data_path,
-                                                               monkeypatch):
+                                                               monkeypatch, batch_atoms):
     # 20 training structures, batch 4: 5 steps per epoch; 8 steps cross an epoch boundary.
-    # GradNorm, EMA, the variational latent, Jacobian and KL terms all carry state.
-    sections = dict(training={"max_steps": 8, "checkpoint_every": 2, "validate_every": 3},
+    # With at most 20 atoms per batch (two ethanols) an epoch is 10 steps, and the run
+    # resumes in the middle of one. GradNorm, EMA, the variational latent, Jacobian and
+    # KL terms all carry state.
+    sections = dict(training={"max_steps": 8, "checkpoint_every": 2, "validate_every": 3,
+                              "batch_atoms": batch_atoms},
                     loss={"balancing": "gradnorm"})
     uninterrupted = train(tiny_config(tmp_path / "whole", data_path, **sections),
                           progress=False)
@@ -94,6 +98,7 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, data_pa
     resumed = train(interrupted_config, resume=True, progress=False)
 
     assert resumed.steps == uninterrupted.steps == 8
+    assert resumed.epochs == uninterrupted.epochs == (2 if batch_atoms is None else 1)
     expected = parameters_of(tmp_path / "whole" / "checkpoint.pt")
     actual = parameters_of(tmp_path / "interrupted" / "checkpoint.pt")
     assert expected.keys() == actual.keys()

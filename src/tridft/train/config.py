@@ -108,6 +108,11 @@ class TrainingConfig(_Section):
     """The optimisation. Steps are optimizer steps (one global batch each)."""
 
     batch_size: int = Field(16, gt=0, description="structures per global batch")
+    batch_atoms: int | None = Field(
+        512, gt=0, description="at most this many atoms per global batch (at least one "
+                               "structure per process); null: no cap. Binds only for "
+                               "large structures: 16 ethanols are 144 atoms, 16 "
+                               "water cells of 192 atoms would be 3072")
     max_epochs: int | None = Field(None, gt=0)
     max_steps: int | None = Field(3000, gt=0)
     time_limit_minutes: float | None = Field(None, gt=0,

@@ -39,10 +39,11 @@ from tridft.model.persistence import save_model
 from tridft.train import checkpoint as ckpt
 from tridft.train import distributed
 from tridft.train.balancing import build_balancer, gradient_cosines, shared_parameters
+from tridft.train.batching import epoch_batches, expected_steps_per_epoch, log_batch_cap
 from tridft.train.config import TrainConfig
 from tridft.train.ema import ExponentialMovingAverage
 from tridft.train.evaluate import evaluate
-from tridft.train.limits import (count_steps_per_epoch, count_total_steps, shared_elapsed,
+from tridft.train.limits import (count_total_steps, shared_elapsed,
                                  stop_if_not_finite, stop_reason)
 from tridft.train.losses import build_objective
 from tridft.train.metrics_log import CsvLog, TensorBoardLog
@@ -145,8 +146,10 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         lr=training.lr, fused=device.type in ("cpu", "cuda"))  # fused: ~6x faster on CPU
     trained = [p for group in optimizer.param_groups for p in group["params"]]
     model_parameters = list(model.parameters())
-    steps_per_epoch = count_steps_per_epoch(len(data.train), training.batch_size,
-                                            context.world_size)
+    train_atoms = [len(record.numbers) for record in data.train.records]
+    steps_per_epoch = expected_steps_per_epoch(train_atoms, training.batch_size,
+                                               training.batch_atoms, context.world_size)
+    log_batch_cap(train_atoms, training)
     schedule = LearningRateSchedule(training, count_total_steps(training, steps_per_epoch))
     ema = ExponentialMovingAverage(model, training.ema_decay) if training.ema_decay > 0 else None
     shuffle = torch.Generator().manual_seed(training.seed)
@@ -226,11 +229,15 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
 
     # ---- the loop: one global batch per step ---------------------------------------------------
     stopped_because = stop_reason(state, training, steps_per_epoch, elapsed(), context)
+    batches: list[list[int]] = []  # the global batches of this epoch
     while not stopped_because:
         if not state.epoch_order:  # a new epoch: a new order of the training structures
             state.epoch_order = torch.randperm(len(data.train), generator=shuffle).tolist()
-        start = state.batch_in_epoch * training.batch_size
-        global_batch = state.epoch_order[start:start + training.batch_size]
+            batches = []
+        if not batches:  # also after resuming: the order determines the batches
+            batches = epoch_batches(state.epoch_order, train_atoms, training.batch_size,
+                                    training.batch_atoms, context.world_size)
+        global_batch = batches[state.batch_in_epoch]
         batch = data.train.collate(context.shard(global_batch), dtype=dtype).to(device)
 
         model.train()
@@ -259,7 +266,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
 
         state.step += 1
         state.batch_in_epoch += 1
-        if state.batch_in_epoch == steps_per_epoch:
+        if state.batch_in_epoch == len(batches):
             state.epoch, state.batch_in_epoch, state.epoch_order = state.epoch + 1, 0, []
         window.add({"loss_total": float(total), **losses.as_floats(), "grad_norm": grad_norm})
         bar.update(1)
