@@ -46,6 +46,7 @@ class TrainingProgress:
     validations_without_improvement: int = 0
     elapsed_s: float = 0.0
     last_validated_step: int = -1
+    typical_grad_norm: float = 0.0  # running average of clipped gradient norms (spikes.py)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -126,6 +126,10 @@ class TrainingConfig(_Section):
     plateau_factor: float = Field(0.5, gt=0, lt=1)
     plateau_patience: int = Field(3, ge=1, description="validations without improvement")
     grad_clip: float | None = Field(10.0, gt=0, description="max global gradient norm")
+    grad_spike_factor: float | None = Field(
+        10.0, gt=1, description="clip a gradient norm above this many times the running "
+                                "average of recent norms down to it (train/spikes.py); "
+                                "null: off")
     ema_decay: float = Field(0.99, ge=0, lt=1, description="0 switches EMA off")
     early_stopping_patience: int | None = Field(None, ge=1,
                                                 description="validations without improvement")

@@ -56,6 +56,7 @@ from tridft.train.rundir import RunDirLock
 from tridft.train.schedule import LearningRateSchedule
 from tridft.train.selection import (MODEL_NAME, finish_model_file, model_metadata,
                                     run_summary, validation_score)
+from tridft.train.spikes import SpikeClipping
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
     log_batch_cap(train_atoms, training)
     schedule = LearningRateSchedule(training, count_total_steps(training, steps_per_epoch))
     ema = ExponentialMovingAverage(model, training.ema_decay) if training.ema_decay > 0 else None
+    spikes = SpikeClipping(training.grad_spike_factor, warmup=training.warmup_steps)
     shuffle = torch.Generator().manual_seed(training.seed)
     # Different latent-sampling noise on every process (the same as one process on rank 0).
     torch.manual_seed(training.seed + 1 + context.rank)
@@ -253,10 +255,13 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         optimizer.zero_grad(set_to_none=True)
         total = balancer.backward(losses, state.step)
         context.average_gradients(trained)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(
-            model_parameters, training.grad_clip if training.grad_clip else math.inf))
+        spike_limit = spikes.limit(state.step, state.typical_grad_norm)
+        limit = min(training.grad_clip or math.inf, spike_limit)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model_parameters, limit))
         stop_if_not_finite({"gradient norm": grad_norm}, state.step, last_checkpoint,
                             checkpoint_path, context)
+        state.typical_grad_norm = spikes.update(state.typical_grad_norm, state.step,
+                                                min(grad_norm, limit))
         lr = schedule.lr(state.step, shared_elapsed(elapsed(), training, context))
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -268,7 +273,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         state.batch_in_epoch += 1
         if state.batch_in_epoch == len(batches):
             state.epoch, state.batch_in_epoch, state.epoch_order = state.epoch + 1, 0, []
-        window.add({"loss_total": float(total), **losses.as_floats(), "grad_norm": grad_norm})
+        window.add({"loss_total": float(total), **losses.as_floats(), "grad_norm": grad_norm,
+                    "spikes_clipped": float(grad_norm > spike_limit)})
         bar.update(1)
 
         if state.step % training.log_every == 0 and context.is_main:

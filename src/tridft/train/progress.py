@@ -28,7 +28,7 @@ def metric_columns(tasks: list[str], objective, balancer) -> list[str]:
     return (["step", "epoch", "time_s", "lr", "loss_total"]
             + [f"loss_{task}" for task in tasks]
             + [f"reg_{term.name}" for term in objective.regularizers]
-            + ["grad_norm"] + [f"weight_{task}" for task in tasks] + pairs)
+            + ["grad_norm", "spikes_clipped"] + [f"weight_{task}" for task in tasks] + pairs)
 
 
 # (metric, name, scale, unit, format) of the MAEs the texts show, in their order.
