@@ -22,7 +22,8 @@ builds the neighbour list itself (tridft.export.neighbors, brute force) and retu
     stress               (3, 3)     eV/Angstrom^3 (1/V) dE/d(strain), ASE's sign; zeros
                                                   for a molecule
     polarizability       (1, 3, 3)  Angstrom^3
-    <extra head>         as in the Python model (dipole (1, 3) e*Angstrom, ...)
+    <extra head>         as in the Python model (dipole (1, 3) e*Angstrom, ...; the
+                         dipole only for molecules: it is undefined in a cell)
 
 ``compute(positions, numbers, cell, pbc, edge_index, cell_shifts)`` does the same
 with a neighbour list of your own (edge_index (2, E) long [centers i, neighbours j],
@@ -95,20 +96,23 @@ class _TracedCore(nn.Module):
                       polarizability=positions.new_zeros(1, 3, 3), polarizability_mask=no,
                       dipole=positions.new_zeros(1, 3), dipole_mask=no, extra={}, atom_extra={})
         outputs = self.model(batch, forces="direct")
-        return tuple(outputs[name] for name in self.names)
+        # A head the model leaves out here (a dipole in a cell): an empty placeholder, so
+        # that both traces return tuples of one type.
+        return tuple(outputs[name] if name in outputs else positions.new_zeros(0)
+                     for name in self.names)
 
 
 class ExportedModel(nn.Module):
     """The scripted program (see the module docstring)."""
 
     def __init__(self, molecule_core: torch.jit.ScriptModule,
-                 periodic_core: torch.jit.ScriptModule, periodic_supported: bool,
-                 names: list[str], cutoff: float, dtype: torch.dtype):
+                 periodic_core: torch.jit.ScriptModule, names: list[str],
+                 periodic_names: list[str], cutoff: float, dtype: torch.dtype):
         super().__init__()
         self.molecule_core = molecule_core
         self.periodic_core = periodic_core
-        self.periodic_supported = periodic_supported
         self.names = names
+        self.periodic_names = periodic_names  # without heads undefined in cells (dipole)
         self.cutoff = float(cutoff)
         self.register_buffer("dtype_probe", torch.zeros(0, dtype=dtype))
 
@@ -132,15 +136,14 @@ class ExportedModel(nn.Module):
         inputs = (centred @ deformation.t(), numbers.to(torch.long), box @ deformation.t(),
                   edge_index.to(torch.long), cell_shifts.to(dtype))
         if periodic:
-            if not self.periodic_supported:
-                raise RuntimeError("this model has a head that refuses periodic cells")
             values = self.periodic_core(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4])
         else:
             values = self.molecule_core(inputs[0], inputs[1], torch.zeros_like(inputs[2]),
                                         inputs[3], inputs[4])
         outputs: Dict[str, torch.Tensor] = {}
         for k in range(len(self.names)):
-            outputs[self.names[k]] = values[k]
+            if not periodic or self.names[k] in self.periodic_names:
+                outputs[self.names[k]] = values[k]
         gradients = torch.autograd.grad([outputs["energy"].sum()], [centred, strain])
         gradient, virial = gradients[0], gradients[1]
         assert gradient is not None and virial is not None
@@ -157,6 +160,7 @@ def build_program(model) -> torch.jit.ScriptModule:
     model = model.eval().cpu()
     dtype = next(model.parameters()).dtype
     names = list(model.heads)
+    periodic_names = [name for name, head in model.heads.items() if head.periodic]
     molecule, crystal = _example_structures(model)
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -164,14 +168,9 @@ def build_program(model) -> torch.jit.ScriptModule:
             # calling torch.jit deprecated (it still works; see docs/export.md).
             warnings.simplefilter("ignore")
             molecule_core = _trace(model, names, molecule)
-            try:
-                periodic_core, periodic_supported = _trace(model, names, crystal), True
-            except TriDFTError as error:  # a head that refuses cells (the dipole)
-                logger.info("exported for molecules only: %s", error)
-                periodic_core, periodic_supported = molecule_core, False
-            return torch.jit.script(ExportedModel(molecule_core, periodic_core,
-                                                  periodic_supported, names, model.cutoff,
-                                                  dtype))
+            periodic_core = _trace(model, names, crystal)
+            return torch.jit.script(ExportedModel(molecule_core, periodic_core, names,
+                                                  periodic_names, model.cutoff, dtype))
     except (RuntimeError, TypeError, ValueError, torch.jit.Error) as error:
         detail = " ".join(str(error).split())[:200]
         raise ExportError(f"the model could not be turned into TorchScript ({detail})") \
@@ -219,8 +218,6 @@ def check_program(program, model) -> dict:
     dtype = next(model.parameters()).dtype
     worst: dict[str, float] = {}
     for record in _example_structures(model):
-        if record.is_periodic and not program.periodic_supported:
-            continue
         batch = collate([record], model.cutoff, dtype=dtype)
         expected = run_model(model, batch, forces="both", stress=record.is_periodic)
         cell = np.zeros((3, 3)) if record.cell is None else record.cell

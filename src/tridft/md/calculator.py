@@ -220,8 +220,8 @@ class TriDFTCalculator(Calculator):
         if self.force_source == "both":
             self.results["direct_forces"] = _numpy(outputs[FORCES])
         for name, head in self.model.heads.items():
-            if name in _INTERNAL_OUTPUTS or name == ENERGY:
-                continue
+            if name in _INTERNAL_OUTPUTS or name == ENERGY or name not in outputs:
+                continue  # (a dipole is not defined in a periodic cell)
             value = _numpy(outputs[name])
             # Structure-level outputs are (S, ...) with S = 1; atom-level are (n, ...).
             self.results[name] = value if head.level == "atom" else value[0]

@@ -53,7 +53,8 @@ class TracedForward:
     def __init__(self, model: nn.Module, batch: Batch):
         self.numbers = batch.numbers.clone()
         self.pbc = batch.pbc.clone()
-        self.names = list(model.heads)
+        periodic = bool(batch.pbc.any())  # the model leaves molecule-only heads out
+        self.names = [name for name, head in model.heads.items() if head.periodic or not periodic]
         self.module = None
         wrapper = _Forward(model, batch, self.names)
         try:

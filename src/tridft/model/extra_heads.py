@@ -142,6 +142,7 @@ class DipoleHead(_ScaledHead):
     """
 
     kind = "dipole"
+    periodic = False
 
     def __init__(self, name: str, latent_scalars: int, latent_vectors: int, hidden: int,
                  scale: float = 1.0):

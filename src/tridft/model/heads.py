@@ -50,6 +50,9 @@ class Head(nn.Module):
 
     kind: str = ""
     level: str = "structure"
+    # False for heads whose property is undefined in a periodic cell (a dipole from
+    # positions): the model leaves them out of batches holding periodic structures.
+    periodic: bool = True
 
     def __init__(self, name: str, **options: Any):
         super().__init__()

@@ -60,6 +60,9 @@ class TriDFTModel(nn.Module):
     def forward(self, batch: Batch, forces: ForceMode = "direct") -> dict[str, torch.Tensor]:
         """Every head's prediction; ``forces`` picks direct, conservative (-dE/dR) or both.
 
+        Heads undefined in periodic cells (a dipole) are left out of a batch that holds
+        a periodic structure: a model trained on molecules still runs on crystals.
+
         Conservative forces keep the autograd graph while training (create_graph) so
         that losses on them, and the Jacobian regularizer, can be differentiated.
         """
@@ -73,8 +76,10 @@ class TriDFTModel(nn.Module):
             if want_conservative:
                 batch = replace(batch, positions=batch.positions.detach().requires_grad_(True))
             latent = self.latent(batch)
+            periodic = bool(batch.pbc.any())
             outputs = {name: head(latent, batch) for name, head in self.heads.items()
-                       if not (forces == "conservative" and name == FORCES)}
+                       if not (forces == "conservative" and name == FORCES)
+                       and (head.periodic or not periodic)}
             if want_conservative:
                 (gradient,) = torch.autograd.grad(outputs[ENERGY].sum(), batch.positions,
                                                   create_graph=self.training)
