@@ -22,14 +22,13 @@ Run once, single-threaded (a few minutes)::
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from tridft.files import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "tests" / "fixtures" / "ethanol_pbe_def2svp_harmonic.json"
@@ -61,16 +60,6 @@ def make_scf(mol):
     mf.conv_tol = SETTINGS["conv_tol"]
     mf.verbose = 0
     return mf
-
-
-def write_json_atomically(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream, indent=1)
-        stream.write("\n")
-    os.chmod(temporary, 0o644)  # mkstemp makes the file private
-    os.replace(temporary, path)
 
 
 def main() -> int:
@@ -123,7 +112,7 @@ def main() -> int:
         "wall_time_s": {"geometry_optimisation": round(t_opt, 1), "hessian": round(t_hess, 1)},
         "threads": 1,
     }
-    write_json_atomically(payload, OUTPUT)
+    write_json_atomic(OUTPUT, payload)
     print("frequencies (cm^-1):", np.round(payload["frequencies_cm1"], 1).tolist())
     print(f"wrote {OUTPUT.relative_to(ROOT)}")
     return 0

@@ -37,13 +37,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from tridft.files import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 HARMONIC = ROOT / "tests" / "fixtures" / "ethanol_pbe_def2svp_harmonic.json"
@@ -90,16 +90,6 @@ def km_mol_per_e2_per_amu() -> float:
 
 IR_KM_MOL = km_mol_per_e2_per_amu()
 assert abs(IR_KM_MOL - 974.88) < 0.01, IR_KM_MOL
-
-
-def write_json_atomically(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream, indent=1)
-        stream.write("\n")
-    os.chmod(temporary, 0o644)  # mkstemp makes the file private
-    os.replace(temporary, path)
 
 
 def normal_modes(reference: dict):
@@ -296,7 +286,7 @@ def main(argv=None) -> int:
                         "n_polarizabilities": len(label.times) + len(jfit.times)},
         "threads": 1,
     }
-    write_json_atomically(payload, args.out)
+    write_json_atomic(args.out, payload)
     print(f"wrote {args.out} in {wall:.0f} s")
     return 0
 

@@ -35,6 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import RESULTS, environment, setup_logging  # noqa: E402
+from water import water_path  # noqa: E402
 
 from tridft.data.batch import collate  # noqa: E402
 from tridft.data.io import read_structures  # noqa: E402
@@ -47,7 +48,7 @@ from tridft.md.npt import Barostat, make_npt_integrator, pressure_bar  # noqa: E
 from tridft.model.inference import run_model  # noqa: E402
 from tridft.model.persistence import load_model  # noqa: E402
 
-WATER = Path("/work/shared/data/deepmd_water_192_energy_forces.extxyz")
+WATER = water_path()
 WATER_MASS_G = 18.015 / 6.02214076e23
 
 

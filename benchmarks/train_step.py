@@ -14,7 +14,6 @@ and structures and atoms per second.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -29,9 +28,10 @@ from tridft.model.model import build_model
 from tridft.train.config import TrainConfig
 from tridft.train.losses import build_objective
 
-ROOT = Path(__file__).resolve().parents[1]
-WATER = Path(os.environ.get("TRIDFT_WATER", ROOT.parent / "shared" / "data"
-                            / "deepmd_water_192_energy_forces.extxyz"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from water import water_path  # noqa: E402
+
+WATER = water_path()
 
 
 def time_steps(records, batch_size: int, repeats: int, warmup: int) -> dict:

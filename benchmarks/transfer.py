@@ -300,22 +300,9 @@ def constant_predictor_mae(dipole_frames: list[Record], test: list[Record]) -> f
 
 def summarize(runs: list[dict]) -> list[dict]:
     """Mean, std, min and max over seeds per (variant, n_train)."""
-    groups: dict[tuple, list[dict]] = {}
-    for run in runs:
-        groups.setdefault((run["variant"], run["n_train"]), []).append(run)
-    summary = []
-    for (variant, n), members in sorted(groups.items(), key=lambda item: (
-            (VARIANTS + CONTROLS).index(item[0][0]), item[0][1])):
-        row = {"variant": variant, "n_train": n, "n_seeds": len(members)}
-        for metric in SUMMARY_METRICS:
-            values = np.array([m[metric] for m in members if metric in m], dtype=float)
-            if values.size:
-                row[f"{metric}_mean"] = float(values.mean())
-                row[f"{metric}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
-                row[f"{metric}_min"], row[f"{metric}_max"] = float(values.min()), \
-                    float(values.max())
-        summary.append(row)
-    return summary
+    return common.summarize(runs, SUMMARY_METRICS, keys=("variant", "n_train"), extremes=True,
+                            order=lambda row: ((VARIANTS + CONTROLS).index(row["variant"]),
+                                               row["n_train"]))
 
 
 def verdict(summary: list[dict], at: int = 50) -> dict:

@@ -36,22 +36,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 import common  # noqa: E402
+from water import water_path  # noqa: E402
 
 PEERS_VENV = Path(os.environ.get("PEERS_VENV", common.ROOT / ".venv-peers"))
-WATER_FILE = "deepmd_water_192_energy_forces.extxyz"
-
-
-def _water_path() -> Path:
-    """$TRIDFT_WATER, else shared/data/ beside the repository (where the reference data live)."""
-    if os.environ.get("TRIDFT_WATER"):
-        return Path(os.environ["TRIDFT_WATER"])
-    for folder in (common.ROOT.parent / "shared" / "data", common.ROOT / "shared" / "data"):
-        if (folder / WATER_FILE).is_file():
-            return folder / WATER_FILE
-    return common.ROOT.parent / "shared" / "data" / WATER_FILE
-
-
-WATER = _water_path()
+WATER = water_path()
 # One torch thread per process. The machine has two cores, but they are shared: with
 # other processes running, a two-thread torch process waits at every parallel region
 # for its descheduled thread (measured here: MACE 20 s per training step with two

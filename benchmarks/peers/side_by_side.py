@@ -43,7 +43,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -56,6 +55,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE.parent))
+from measure import machine, source_sha256  # noqa: E402
+
 RESULTS = ROOT / "docs" / "results" / "peers_side_by_side.json"
 DATA = ROOT / "src" / "tridft" / "datasets" / "ethanol_pbe_def2svp_800.extxyz"
 TRIDFT_PYTHON = Path(os.environ.get("TRIDFT_PYTHON", ROOT / ".venv" / "bin" / "python"))
@@ -138,27 +140,11 @@ def snapshot_source(folder: Path) -> dict:
     archive = subprocess.run(["git", "archive", commit, "src"], cwd=ROOT, capture_output=True,
                              check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    digest = hashlib.sha256()
-    for path in sorted((folder / "src" / "tridft").rglob("*.py")):
-        digest.update(path.read_bytes())
     dirty = bool(git("status", "--porcelain", "--", "src"))
     return {"commit": commit, "source": "git archive of the commit (src/), on PYTHONPATH",
-            "source_sha256": digest.hexdigest()[:16],
+            "source_sha256": source_sha256(folder),
             "worktree_had_uncommitted_source_changes": dirty,
             "note": "uncommitted changes in the working tree were not part of this run"}
-
-
-def environment() -> dict:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu_count": os.cpu_count(), "processor": model, "platform": platform.platform(),
-            "python": platform.python_version()}
 
 
 # ---- running -------------------------------------------------------------------------------
@@ -396,7 +382,7 @@ def run(args) -> dict:
                      "peer": peer_command},
         "load_average_before": load_before, "load_average_after": load_after,
         "cpu_free_marker_present": Path("/tmp/exp/cpu_free").exists(),
-        "code": code_state, "machine": environment(), "peer_versions": peer_result["versions"],
+        "code": code_state, "machine": machine(), "peer_versions": peer_result["versions"],
         "workdir": str(workdir),
         "tridft": tridft, "peer_model": peer, "ratios_peer_over_tridft": ratios(peer, tridft),
     }

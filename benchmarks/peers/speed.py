@@ -9,7 +9,7 @@ neighbour list and batching included (featurize + collate + forward with
 forces), as wall time and as CPU time of the process (with one torch thread the
 CPU time is the compute, hardly changed by other processes on shared cores,
 while the wall time grows with them). Sizes run in increasing order in one process, and the peak memory
-after each size is the process's maximum resident set so far (ru_maxrss): the
+after each size is the process's maximum resident set so far (VmHWM): the
 largest system so far, the Python/torch runtime and the model included; the
 resident set before the first system is reported as the baseline.
 """
@@ -19,35 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from structures import WATER_REPEATS, read_labelled, water_box  # noqa: E402
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
-
-
-def time_call(function, min_repeats: int, max_seconds: float, warmup: bool) -> list[float]:
-    if warmup:
-        function()
-    times, cpu_times = [], []
-    started = time.perf_counter()
-    while len(times) < min_repeats or time.perf_counter() - started < max_seconds / 3:
-        begin, begin_cpu = time.perf_counter(), time.process_time()
-        function()
-        times.append(time.perf_counter() - begin)
-        cpu_times.append(time.process_time() - begin_cpu)
-        if time.perf_counter() - started > max_seconds:
-            break
-    return times, cpu_times
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: tridft-free helpers
+from measure import peak_rss_mb, time_calls  # noqa: E402
+from structures import read_labelled  # noqa: E402
+from water import WATER_REPEATS, water_box  # noqa: E402
 
 
 def load(code: str, model_path: str, forces: str, tasks: tuple[str, ...]):
@@ -100,7 +82,8 @@ def main(argv=None) -> int:
         return run
 
     ethanol = [s.atoms for s in read_labelled(args.ethanol)[:args.ethanol_batch]]
-    times, cpu_times = time_call(predict(ethanol), 3, args.max_seconds, warmup=True)
+    times, cpu_times = time_calls(predict(ethanol), 3, warmup=1,
+                                  max_seconds=args.max_seconds)
     seconds = statistics.median(times)
     n_atoms = sum(len(a) for a in ethanol)
     result["ethanol"] = {"structures": len(ethanol), "atoms": n_atoms, "seconds": seconds,
@@ -115,8 +98,8 @@ def main(argv=None) -> int:
         parser.error("--water is needed for the water box sizes")
     for size in sizes:
         box = water_box(args.water, WATER_REPEATS[size])
-        times, cpu_times = time_call(predict([box]), 1 if size >= 3072 else 3,
-                                     args.max_seconds, warmup=size < 3072)
+        times, cpu_times = time_calls(predict([box]), 1 if size >= 3072 else 3,
+                                      warmup=int(size < 3072), max_seconds=args.max_seconds)
         seconds = statistics.median(times)
         result["water"].append({"atoms": len(box), "seconds": seconds,
                                 "atoms_per_s": len(box) / seconds, "repeats": len(times),

@@ -51,16 +51,3 @@ def load_split(path: str | Path) -> dict[str, list[int]]:
     """{'train': [...], 'validation': [...], 'test': [...]} indices into the data file."""
     data = json.loads(Path(path).read_text())
     return {name: [int(i) for i in data[name]] for name in ("train", "validation", "test")}
-
-
-def water_box(path: str | Path, repeat: tuple[int, int, int]) -> ase.Atoms:
-    """The first periodic 192-atom water cell of ``path``, replicated ``repeat`` times."""
-    atoms = ase.io.read(str(path), index=0)
-    bare = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
-                     pbc=atoms.pbc)
-    return bare.repeat(repeat)
-
-
-# 192 water atoms replicated to 12,288 (the 1,536-atom box is 2x2x2).
-WATER_REPEATS = {192: (1, 1, 1), 384: (2, 1, 1), 768: (2, 2, 1), 1536: (2, 2, 2),
-                 3072: (4, 2, 2), 6144: (4, 4, 2), 12288: (4, 4, 4)}

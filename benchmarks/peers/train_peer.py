@@ -32,7 +32,6 @@ import copy
 import json
 import os
 import random
-import resource
 import sys
 import time
 from pathlib import Path
@@ -41,7 +40,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # benchmarks/: tridft-free helpers
 from adapters import make_adapter  # noqa: E402
+from measure import peak_rss_mb  # noqa: E402
 from structures import load_split, read_labelled  # noqa: E402
 import compat  # noqa: E402
 
@@ -335,7 +336,7 @@ def main(argv=None) -> int:
               "threads": args.threads, "seed": args.seed,
               "n_train": len(parts["train"]), "n_validation": len(parts["validation"]),
               "n_test": len(parts["test"]), "versions": compat.versions(),
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "peak_rss_mb": peak_rss_mb(),
               **metrics}
     if args.model_out:
         torch.save(model, args.model_out)
