@@ -113,26 +113,56 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, data_pa
     assert [r["loss_forces"] for r in whole] == [r["loss_forces"] for r in again]
 
 
-def test_non_finite_loss_stops_with_the_step_and_last_checkpoint(tmp_path, data_path,
-                                                                 monkeypatch):
+def nan_energy_from(monkeypatch, first: int, last: float = float("inf")):
+    """The energy of training forward passes number ``first`` to ``last`` (1-based) is NaN."""
     original_forward = TriDFTModel.forward
     calls = {"training": 0}
 
-    def forward_with_nan_at_step_3(self, batch, forces="direct"):
+    def forward(self, batch, forces="direct"):
         outputs = original_forward(self, batch, forces)
         if self.training:
             calls["training"] += 1
-            if calls["training"] == 4:  # the forward pass of step 3 (steps count from 0)
+            if first <= calls["training"] <= last:
                 outputs["energy"] = outputs["energy"] * float("nan")
         return outputs
 
-    monkeypatch.setattr(TriDFTModel, "forward", forward_with_nan_at_step_3)
+    monkeypatch.setattr(TriDFTModel, "forward", forward)
+
+
+def test_a_non_finite_loss_rolls_back_to_the_checkpoint_with_half_the_lr(tmp_path, data_path,
+                                                                       monkeypatch, caplog):
+    clean = train(tiny_config(tmp_path / "clean", data_path), progress=False)
+    nan_energy_from(monkeypatch, first=4, last=4)  # the forward pass of step 3 (from 0)
+    result = train(tiny_config(tmp_path / "run", data_path), progress=False)
+    assert result.steps == 6 and result.stopped_because == "max_steps"
+    assert "step 3: non-finite training loss (loss_energy = nan" in caplog.text
+    assert "back to the checkpoint of step 2 with the learning rate x 0.5" in caplog.text
+    progress = safe_torch_load(tmp_path / "run" / "checkpoint.pt")["progress"]
+    assert progress["rollbacks"] == 1 and progress["lr_scale"] == 0.5
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == list(range(1, 7))  # every step logged once
+    clean_rows = read_csv(clean.run_dir / "metrics.csv")
+    assert float(rows[1]["lr"]) == float(clean_rows[1]["lr"])  # before the roll-back
+    assert float(rows[-1]["lr"]) == pytest.approx(0.5 * float(clean_rows[-1]["lr"]), rel=1e-5)
+
+
+def test_a_loss_that_stays_non_finite_stops_after_three_rollbacks(tmp_path, data_path,
+                                                                  monkeypatch):
+    nan_energy_from(monkeypatch, first=4)
     with pytest.raises(TriDFTError) as error:
         train(tiny_config(tmp_path / "run", data_path), progress=False)
     message = str(error.value)
-    assert message.startswith("step 3: non-finite training loss (loss_energy = nan")
+    assert message.startswith("step 2: non-finite training loss (loss_energy = nan")
+    assert "after 3 roll-backs with a halved learning rate" in message
     assert f"{tmp_path / 'run' / 'checkpoint.pt'} (step 2)" in message
     assert "\n" not in message
+
+
+def test_a_non_finite_loss_before_any_checkpoint_stops(tmp_path, data_path, monkeypatch):
+    nan_energy_from(monkeypatch, first=2)
+    with pytest.raises(TriDFTError, match=r"^step 1: non-finite training loss .*no checkpoint "
+                                          r"was written yet"):
+        train(tiny_config(tmp_path / "run", data_path), progress=False)
 
 
 def test_time_limit_and_early_stopping_stop_cleanly(tmp_path, data_path):

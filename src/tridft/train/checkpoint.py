@@ -47,6 +47,8 @@ class TrainingProgress:
     elapsed_s: float = 0.0
     last_validated_step: int = -1
     typical_grad_norm: float = 0.0  # running average of clipped gradient norms (spikes.py)
+    rollbacks: int = 0              # returns to a checkpoint after a non-finite loss ...
+    lr_scale: float = 1.0           # ... each halving the learning rate from then on
 
     def to_dict(self) -> dict:
         return asdict(self)

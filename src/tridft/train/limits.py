@@ -83,13 +83,25 @@ class EarlyStopping:
         return out_of_patience(self.validations_without_improvement, self.patience)
 
 
-def stop_if_not_finite(values: dict[str, float], step: int, last_checkpoint: int | None,
-                        checkpoint_path: Path, context: distributed.Context) -> None:
+# A run whose loss or gradient turns non-finite goes back to its last checkpoint with
+# half the learning rate, at most this many times (train/loop.py).
+MAX_ROLLBACKS = 3
+
+
+def non_finite(values: dict[str, float], context: distributed.Context) -> str | None:
+    """"name = value, ..." of the non-finite ``values`` (None when all are finite). Every
+    process gets an answer when any has a non-finite value, so all take the same path."""
     bad = {name: value for name, value in values.items() if not math.isfinite(value)}
     if not context.any(bool(bad)):
-        return
+        return None
+    return ", ".join(f"{name} = {value}" for name, value in bad.items()) or "on another process"
+
+
+def divergence_error(step: int, terms: str, last_checkpoint: int | None,
+                     checkpoint_path: Path, rollbacks: int) -> TriDFTError:
+    """The error that stops a run whose loss stays non-finite."""
     where = (f"the last good checkpoint is {checkpoint_path} (step {last_checkpoint})"
              if last_checkpoint is not None else "no checkpoint was written yet")
-    terms = ", ".join(f"{name} = {value}" for name, value in bad.items()) or "on another process"
-    raise TriDFTError(f"step {step}: non-finite training loss ({terms}); {where}. "
-                      f"Check the labels, or lower training.lr")
+    tried = f" after {rollbacks} roll-backs with a halved learning rate" if rollbacks else ""
+    return TriDFTError(f"step {step}: non-finite training loss ({terms}){tried}; {where}. "
+                       f"Check the labels, or lower training.lr")

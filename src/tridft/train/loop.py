@@ -43,8 +43,8 @@ from tridft.train.batching import epoch_batches, expected_steps_per_epoch, log_b
 from tridft.train.config import TrainConfig
 from tridft.train.ema import ExponentialMovingAverage
 from tridft.train.evaluate import evaluate
-from tridft.train.limits import (count_total_steps, shared_elapsed,
-                                 stop_if_not_finite, stop_reason)
+from tridft.train.limits import (MAX_ROLLBACKS, count_total_steps, divergence_error,
+                                 non_finite, shared_elapsed, stop_reason)
 from tridft.train.losses import build_objective
 from tridft.train.metrics_log import CsvLog, TensorBoardLog
 from tridft.train.progress import (RunningMeans, metric_columns, progress_bar, short_losses,
@@ -229,6 +229,27 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
                                  rng=rng, metadata=model_metadata(data, config, {}))
         last_checkpoint = state.step
 
+    def roll_back(problem: str) -> None:
+        """A non-finite loss or gradient: back to the last checkpoint with half the learning
+        rate (at most MAX_ROLLBACKS times; then, or without a checkpoint, stop)."""
+        nonlocal state, batches, window
+        if last_checkpoint is None or state.rollbacks >= MAX_ROLLBACKS:
+            raise divergence_error(state.step, problem, last_checkpoint, checkpoint_path,
+                                   state.rollbacks)
+        failed_step, rollbacks, lr_scale = state.step, state.rollbacks + 1, state.lr_scale / 2
+        payload = ckpt.load_checkpoint(checkpoint_path)
+        state = ckpt.restore(payload, model=model, optimizer=optimizer, schedule=schedule,
+                             ema=ema, balancer=balancer)
+        ckpt.restore_rng(payload["rng"], shuffle, context.rank)
+        state.rollbacks, state.lr_scale = rollbacks, lr_scale
+        if context.is_main:
+            metrics_log.truncate_after(state.step)
+            validation_log.truncate_after(state.step)
+        batches, window = [], RunningMeans()
+        logger.warning("step %d: non-finite training loss (%s); back to the checkpoint of "
+                       "step %d with the learning rate x %g", failed_step, problem, state.step,
+                       lr_scale)
+
     # ---- the loop: one global batch per step ---------------------------------------------------
     stopped_because = stop_reason(state, training, steps_per_epoch, elapsed(), context)
     batches: list[list[int]] = []  # the global batches of this epoch
@@ -245,8 +266,10 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         model.train()
         outputs = model(batch, forces=force_mode)
         losses = objective(outputs, batch, state.step)
-        stop_if_not_finite(losses.as_floats(), state.step, last_checkpoint,
-                            checkpoint_path, context)
+        problem = non_finite(losses.as_floats(), context)
+        if problem:
+            roll_back(problem)
+            continue
         if training.gradient_cosine_every and state.step % training.gradient_cosine_every == 0 \
                 and len(losses.present_tasks()) > 1:
             cosines = gradient_cosines(losses.present_tasks(), shared_parameters(model),
@@ -258,11 +281,14 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         spike_limit = spikes.limit(state.step, state.typical_grad_norm)
         limit = min(training.grad_clip or math.inf, spike_limit)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model_parameters, limit))
-        stop_if_not_finite({"gradient norm": grad_norm}, state.step, last_checkpoint,
-                            checkpoint_path, context)
+        problem = non_finite({"gradient norm": grad_norm}, context)
+        if problem:
+            roll_back(problem)
+            continue
         state.typical_grad_norm = spikes.update(state.typical_grad_norm, state.step,
                                                 min(grad_norm, limit))
-        lr = schedule.lr(state.step, shared_elapsed(elapsed(), training, context))
+        lr = schedule.lr(state.step, shared_elapsed(elapsed(), training, context)) \
+            * state.lr_scale
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.step()
