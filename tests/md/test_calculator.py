@@ -110,7 +110,8 @@ def test_an_element_the_model_was_not_trained_on_is_a_clear_error(model):
         atoms = ethanol_atoms()
         atoms.numbers[2] = 7  # the oxygen becomes a nitrogen
         atoms.calc = TriDFTCalculator(model)
-        with pytest.raises(InputError, match=r"not trained on N \(it knows H, C, O\)"):
+        with pytest.raises(InputError, match=r"element N \(Z=7\) is unknown to the model, "
+                                              r"which was trained on H, C, O"):
             atoms.get_potential_energy()
         atoms.numbers[2] = 8
         atoms.get_potential_energy()  # known elements are fine

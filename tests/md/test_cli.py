@@ -44,7 +44,7 @@ def test_md_refuses_an_element_the_model_does_not_know(model_file, tmp_path, cap
                  "-o", str(tmp_path / "md.extxyz")])
     assert code == 1
     error = capsys.readouterr().err.strip()
-    assert error.count("\n") == 0 and "not trained on N" in error
+    assert error.count("\n") == 0 and "element N (Z=7) is unknown to the model" in error
 
 
 def test_spectrum_finds_the_lines_of_a_synthetic_trajectory(tmp_path, capsys):

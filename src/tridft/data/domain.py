@@ -37,7 +37,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from tridft.data.neighbors import NeighborList, neighbor_list
-from tridft.data.record import Record
+from tridft.data.record import Record, unknown_elements, unknown_elements_message
 from tridft.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -228,13 +228,9 @@ class DomainCheck:
         ``pairs``: its neighbour list (any cutoff at least the model's), if at hand.
         """
         self.checked += 1
-        unknown = sorted(set(int(z) for z in record.numbers) - set(self.elements)) \
-            if self.elements else []
+        unknown = unknown_elements(record.numbers, self.elements)
         if unknown:
-            names = ", ".join(chemical_symbols[z] for z in unknown)
-            raise self._error(f"element {names} is unknown to the model, which was trained on "
-                              f"{', '.join(chemical_symbols[z] for z in self.elements)}",
-                              index, "numbers")
+            raise self._error(unknown_elements_message(unknown, self.elements), index, "numbers")
         domain = self.domain
         if domain is None:
             return set()

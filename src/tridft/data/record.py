@@ -6,8 +6,10 @@ A label that a structure does not carry is ``None``: a missing label is never a 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
+from ase.data import chemical_symbols
 
 # Names of the labels tridft knows. Extra properties (for new heads) live in
 # ``Record.extra`` under their own names.
@@ -66,3 +68,24 @@ class Record:
         if label in self.extra:
             return self.extra[label]
         return self.atom_extra.get(label)
+
+
+def unknown_elements(numbers: Sequence[int], known: Sequence[int]) -> list[int]:
+    """The atomic numbers of ``numbers`` outside ``known`` (a model's training elements),
+    sorted; none when ``known`` is empty (a model that does not list its elements)."""
+    if known is None or len(known) == 0:
+        return []
+    return sorted({int(z) for z in numbers} - {int(z) for z in known})
+
+
+def unknown_elements_message(unknown: Sequence[int], known: Sequence[int]) -> str:
+    """``element N (Z=7) is unknown to the model, which was trained on H, C, O``."""
+    names = ", ".join(f"{_symbol(z)} (Z={z})" for z in unknown)
+    verb = "are" if len(unknown) > 1 else "is"
+    return (f"element{'s' if len(unknown) > 1 else ''} {names} {verb} unknown to the model, "
+            f"which was trained on {', '.join(_symbol(z) for z in known)}")
+
+
+def _symbol(z: int) -> str:
+    z = int(z)
+    return chemical_symbols[z] if 0 < z < len(chemical_symbols) else "?"

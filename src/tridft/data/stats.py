@@ -115,8 +115,9 @@ def compute_stats(records: Sequence[Record], cutoff: float,
     else:
         references, support = fit_references(with_energy)
     shift, scale = _energy_residual_stats(with_energy, references)
-    alpha_mean, alpha_scale = _polarizability_stats(
-        [r for r in records if r.polarizability is not None])
+    with_alpha = [r for r in records if r.polarizability is not None]
+    alpha_mean, alpha_scale = polarizability_statistics(
+        [r.polarizability for r in with_alpha], [r.n_atoms for r in with_alpha])
     forces = [r.forces for r in records if r.forces is not None]
     dipoles = [r.dipole for r in records if r.dipole is not None]
     return DatasetStats(
@@ -126,10 +127,10 @@ def compute_stats(records: Sequence[Record], cutoff: float,
         reference_support=support,
         energy_per_atom_shift=shift,
         energy_per_atom_scale=scale,
-        forces_rms=_rms(np.concatenate(forces).ravel()) if forces else 1.0,
+        forces_rms=rms(np.concatenate(forces).ravel()) if forces else 1.0,
         polarizability_per_atom_mean=alpha_mean,
         polarizability_scale=alpha_scale,
-        dipole_scale=_rms(np.concatenate(dipoles)) if dipoles else 1.0,
+        dipole_scale=rms(np.concatenate(dipoles)) if dipoles else 1.0,
         average_neighbors=_average_neighbors(records, cutoff, neighbor_lists),
         cutoff=float(cutoff),
         label_counts={label: sum(r.has(label) for r in records) for label in LABELS},
@@ -153,13 +154,17 @@ def _energy_residual_stats(records: Sequence[Record],
     return float(np.mean(residuals)), scale if scale > _TINY else 1.0
 
 
-def _polarizability_stats(records: Sequence[Record]) -> tuple[float, float]:
-    """(mean isotropic polarizability per atom, RMS deviation of per-atom components), A^3."""
-    if not records:
+def polarizability_statistics(tensors: Sequence[np.ndarray],
+                              n_atoms: Sequence[int]) -> tuple[float, float]:
+    """(mean isotropic polarizability per atom, RMS deviation of the per-atom components
+    from it), A^3: the shift and scale of a polarizability-like (3, 3) head; (0, 1)
+    without structures."""
+    if len(tensors) == 0:
         return 0.0, 1.0
-    per_atom = np.stack([r.polarizability / r.n_atoms for r in records])  # (S, 3, 3)
+    per_atom = np.stack([np.asarray(t, dtype=np.float64) / n
+                         for t, n in zip(tensors, n_atoms)])  # (S, 3, 3)
     mean = float(np.mean(np.trace(per_atom, axis1=1, axis2=2)) / 3.0)
-    return mean, _rms((per_atom - mean * np.eye(3)).ravel())
+    return mean, rms((per_atom - mean * np.eye(3)).ravel())
 
 
 def _average_neighbors(records: Sequence[Record], cutoff: float,
@@ -171,7 +176,7 @@ def _average_neighbors(records: Sequence[Record], cutoff: float,
     return edges / atoms if atoms else 1.0
 
 
-def _rms(values: np.ndarray) -> float:
+def rms(values: np.ndarray) -> float:
     """Root mean square; 1.0 (a neutral scale) when there is nothing to measure."""
     value = float(np.sqrt(np.mean(np.square(values)))) if values.size else 0.0
     return value if value > _TINY else 1.0

@@ -28,13 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
-from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from tridft.data.batch import collate
 from tridft.data.domain import DomainCheck
 from tridft.data.neighbors import NeighborList, neighbor_list
-from tridft.data.record import Record
+from tridft.data.record import Record, unknown_elements, unknown_elements_message
 from tridft.data.references import model_support, refusal, supports
 from tridft.devices import check_device
 from tridft.errors import InputError
@@ -269,14 +268,9 @@ class TriDFTCalculator(Calculator):
                          uncertainty=self.uncertainty)
 
     def _check_elements(self, numbers: np.ndarray) -> None:
-        known = self.model.elements
-        if not known:
-            return
-        unknown = sorted(set(int(z) for z in numbers) - set(int(z) for z in known))
+        unknown = unknown_elements(numbers, self.model.elements)
         if unknown:
-            raise InputError(
-                f"the model was not trained on {', '.join(_symbol(z) for z in unknown)} "
-                f"(it knows {', '.join(_symbol(z) for z in known)})")
+            raise InputError(unknown_elements_message(unknown, self.model.elements))
 
 
 def _ready_for_evaluation(model: TriDFTModel, device: torch.device,
@@ -302,7 +296,3 @@ def atoms_to_geometry(atoms) -> Record:
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().to(device="cpu", dtype=torch.float64).numpy()
-
-
-def _symbol(z: int) -> str:
-    return chemical_symbols[z] if 0 < z < len(chemical_symbols) else f"Z={z}"

@@ -24,24 +24,20 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from ase.data import chemical_symbols
 
 from tridft.data.batch import collate
-from tridft.data.record import Record
+from tridft.data.record import Record, unknown_elements, unknown_elements_message
 from tridft.data.references import check_energy_support, model_support
 from tridft.errors import InputError
 from tridft.model.inference import run_model
 from tridft.model.jacobian import consistency_error
+from tridft.model.model import CONSERVATIVE_FORCES, ENERGY, FORCES, POLARIZABILITY
 from tridft.uncertainty.llpr import SUFFIX as UNCERTAINTY_SUFFIX
 
 FORCE_SOURCES = ("direct", "conservative")
 
-# Output keys of the model (see tridft.model.model) and where they live.
-ENERGY = "energy"
-FORCES = "forces"
-CONSERVATIVE_FORCES = "conservative_forces"
-POLARIZABILITY = "polarizability"
 _NOT_PREDICTIONS = ("latent_kl",)  # model outputs that are not properties of the structure
+# Where the standard outputs of the model live.
 _KNOWN_LEVELS = {ENERGY: "structure", POLARIZABILITY: "structure",
                  FORCES: "atom", CONSERVATIVE_FORCES: "atom"}
 
@@ -97,17 +93,12 @@ def check_elements(model, records: Sequence[Record]) -> None:
 
     A model that does not list its elements (``model.elements`` empty) accepts any.
     """
-    known = set(int(z) for z in getattr(model, "elements", []) or [])
-    if not known:
-        return
-    names = ", ".join(chemical_symbols[z] for z in sorted(known))
+    known = getattr(model, "elements", None) or []
     for index, record in enumerate(records):
-        unknown = sorted(set(int(z) for z in record.numbers) - known)
+        unknown = unknown_elements(record.numbers, known)
         if unknown:
-            z = unknown[0]
             where = record.source or f"structure {index}"
-            raise InputError(f"{where}: element {chemical_symbols[z]} (Z={z}) is unknown to "
-                             f"the model, which was trained on {names}")
+            raise InputError(f"{where}: {unknown_elements_message(unknown, sorted(known))}")
 
 
 def predict(model, records: Sequence[Record], forces: str | None = None,

@@ -37,12 +37,11 @@ from typing import Sequence
 
 from tridft.data.record import DIPOLE, ENERGY, FORCES, LABELS, POLARIZABILITY, Record
 from tridft.errors import ConfigError, InputError
-from tridft.model.model import STANDARD_HEADS, build_model
+from tridft.model.model import CONSERVATIVE_FORCES, STANDARD_HEADS, build_model
 from tridft.transfer.targets import Target
 
 logger = logging.getLogger(__name__)
 
-CONSERVATIVE_FORCES = "conservative_forces"
 # Weights of labels that loss.weights does not name (others: 1).
 DEFAULT_WEIGHTS = {ENERGY: 1.0, FORCES: 10.0, POLARIZABILITY: 1.0, DIPOLE: 1.0}
 # Task -> the label it is compared with, where that is not the task's own name.

@@ -46,7 +46,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 
 from tridft.data.dataset import GraphDataset
 from tridft.data.io import KeyMap, read_structures
-from tridft.data.record import Record
+from tridft.data.record import Record, unknown_elements
 from tridft.errors import ConfigError, InputError
 from tridft.model.model import TriDFTModel
 from tridft.model.persistence import save_model
@@ -267,10 +267,7 @@ def _refuse_periodic(records: Sequence[Record]) -> None:
 
 
 def _warn_unknown_elements(model: TriDFTModel, records: Sequence[Record]) -> None:
-    known = set(model.elements)
-    if not known:
-        return
-    unseen = sorted({int(z) for r in records for z in r.numbers} - known)
+    unseen = unknown_elements([z for r in records for z in r.numbers], model.elements)
     if unseen:
         logger.warning("elements %s were not in the model's training set: their latent is "
                        "untrained", unseen)

@@ -22,6 +22,7 @@ import torch
 
 from tridft.data.batch import Batch
 from tridft.data.record import Record
+from tridft.data.stats import polarizability_statistics, rms
 from tridft.errors import InputError
 from tridft.model.extra_heads import (AtomScalarHead, DipoleHead, StructureScalarHead,
                                       StructureTensorHead, StructureVectorHead)
@@ -129,16 +130,14 @@ class Target:
             return AtomScalarHead(self.name, scale=_spread(values), shift=float(values.mean()),
                                   **widths)
         if self.kind == "structure_vector":
-            return StructureVectorHead(self.name, scale=_rms(np.stack(labels)), **widths)
+            return StructureVectorHead(self.name, scale=rms(np.stack(labels)), **widths)
         if self.kind == "dipole":
-            scale = dipole_scale if dipole_scale is not None else _rms(np.stack(labels))
+            scale = dipole_scale if dipole_scale is not None else rms(np.stack(labels))
             return DipoleHead(self.name, scale=scale, **widths)
         # structure_tensor: the polarizability head's statistics, per atom.
-        per_atom = np.stack(labels) / sizes[:, None, None]
-        mean = float(np.mean(np.trace(per_atom, axis1=1, axis2=2)) / 3.0)
-        return StructureTensorHead(self.name, channels=8,
-                                   scale=_rms((per_atom - mean * np.eye(3)).ravel()),
-                                   shift=mean, edge_basis=edge_basis, cutoff=cutoff, **widths)
+        mean, scale = polarizability_statistics(labels, sizes)
+        return StructureTensorHead(self.name, channels=8, scale=scale, shift=mean,
+                                   edge_basis=edge_basis, cutoff=cutoff, **widths)
 
     def loss_scale(self, records: Sequence[Record]) -> float:
         """Spread of the label components over ``records``: residuals are divided by it."""
@@ -157,9 +156,4 @@ def masked_residuals(prediction: torch.Tensor, values: torch.Tensor,
 
 def _spread(values: np.ndarray) -> float:
     value = float(np.std(values)) if values.size > 1 else 0.0
-    return value if value > _TINY else 1.0
-
-
-def _rms(values: np.ndarray) -> float:
-    value = float(np.sqrt(np.mean(np.square(values)))) if values.size else 0.0
     return value if value > _TINY else 1.0
