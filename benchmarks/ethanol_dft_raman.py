@@ -4,7 +4,7 @@ Writes tests/fixtures/ethanol_pbe_def2svp_raman.json from
 tests/fixtures/ethanol_pbe_def2svp_harmonic.json (geometry, masses, Hessian):
 
 1. normal modes: the fixture Hessian diagonalised with the fixture masses by
-   ``tridft.md.harmonic.harmonic_frequencies`` (mass-weighted, translations and
+   ``tridft.spectra.harmonic.harmonic_frequencies`` (mass-weighted, translations and
    rotations projected out). Its unit-norm Cartesian modes u_k are rescaled to
    d_k = u_k / |sqrt(m) u_k|, the Cartesian displacement (Angstrom) per unit
    normal coordinate Q_k (Angstrom * sqrt(amu)), i.e. d_k = e_k / sqrt(m) with e_k
@@ -94,7 +94,7 @@ assert abs(IR_KM_MOL - 974.88) < 0.01, IR_KM_MOL
 
 def normal_modes(reference: dict):
     """Frequencies (cm^-1, (M,)) and d_k (M, n, 3): Angstrom per Angstrom sqrt(amu)."""
-    from tridft.md.harmonic import harmonic_frequencies
+    from tridft.spectra.harmonic import harmonic_frequencies
 
     masses = np.asarray(reference["masses_amu"])
     positions = np.asarray(reference["positions_angstrom"])
@@ -266,7 +266,7 @@ def main(argv=None) -> int:
             "ir_intensity_km_mol": f"|dmu/dQ|^2 * {IR_KM_MOL:.4f} (N_A e^2 / (12 eps0 c^2 amu), "
                                    "CODATA 2018)",
         },
-        "modes_note": "harmonic_frequencies (tridft.md.harmonic) of the fixture Hessian and "
+        "modes_note": "harmonic_frequencies (tridft.spectra.harmonic) of the fixture Hessian and "
                       "masses; mode signs are arbitrary, so dalpha_dq and dmu_dq are defined up "
                       "to the sign of each mode (the invariants are not)",
         "step": h,

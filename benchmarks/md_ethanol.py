@@ -4,7 +4,7 @@ MD speed and energy drift.
     .venv/bin/python benchmarks/md_ethanol.py runs/demo/model.pt --out docs/results/x.json
 
 1. Harmonic frequencies. The DFT reference (tests/fixtures/ethanol_pbe_def2svp_harmonic.json,
-   PBE/def2-SVP at the DFT minimum) against the model's (tridft.md.vibrations): the DFT
+   PBE/def2-SVP at the DFT minimum) against the model's (tridft.spectra.vibrations): the DFT
    geometry relaxed with the model's conservative forces (BFGS, fmax 1e-4 eV/Angstrom),
    the model Hessian by autograd (float64). Modes are matched by order (both lists
    sorted ascending); MAE and max error in cm^-1.
@@ -38,7 +38,7 @@ import torch
 from tridft.files import write_json_atomic
 from tridft.md.calculator import TriDFTCalculator
 from tridft.md.dynamics import MDSettings, energy_drift, run_md
-from tridft.md.vibrations import vibrational_analysis
+from tridft.spectra.vibrations import vibrational_analysis
 from tridft.md.trajectory import read_trajectory, series
 from tridft.model.persistence import load_model
 

@@ -15,7 +15,7 @@ NO_MATPLOTLIB_AT_IMPORT = [
     "import sys, tridft.model, tridft.data, tridft.train; "
     "assert 'matplotlib' not in sys.modules",
     # The public face, the figure modules and the command line load it only to draw.
-    "import sys, tridft, tridft.md.spectra, tridft.report.plots, tridft.transfer.inspect; "
+    "import sys, tridft, tridft.spectra.correlation, tridft.report.plots, tridft.transfer.inspect; "
     "from tridft.cli.main import build_parser; build_parser(); "
     "assert 'matplotlib' not in sys.modules",
 ]

@@ -24,7 +24,12 @@ CUTOFF = 5.0  # Angstrom, the same for every code
 
 
 def reference_energies(structures, elements: list[int]) -> np.ndarray:
-    """(len(elements),) eV: least-squares fit E ~ sum_Z count_Z e_Z on the training energies."""
+    """(len(elements),) eV: least-squares fit E ~ sum_Z count_Z e_Z on the training energies.
+
+    The plain minimum-norm solution. tridft's own fit (tridft.data.references) is not
+    importable in the peers' environment, and it also moves the references that the
+    compositions leave undetermined to a common value, which the peers never did.
+    """
     counts = np.array([[np.sum(s.atoms.numbers == z) for z in elements] for s in structures],
                       dtype=float)
     energies = np.array([s.energy for s in structures])

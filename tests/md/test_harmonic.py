@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tridft.md.calculator import TriDFTCalculator
-from tridft.md.harmonic import (finite_difference_hessian, harmonic_frequencies,
+from tridft.spectra.harmonic import (finite_difference_hessian, harmonic_frequencies,
                                 model_hessian)
 from tridft.units import SQRT_EV_PER_A2_AMU_TO_CM1
 from tests.md.helpers import ethanol_atoms, perturbed_model

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tridft.md.harmonic import harmonic_frequencies
+from tridft.spectra.harmonic import harmonic_frequencies
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 RAMAN = FIXTURES / "ethanol_pbe_def2svp_raman.json"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tridft.errors import InputError
-from tridft.md.spectra import (RamanGeometry, compute_spectra, find_peaks,
+from tridft.spectra.correlation import (RamanGeometry, compute_spectra, find_peaks,
                                quantum_correction, sampling_interval)
 from tridft.units import BOLTZMANN_EV_PER_K, HBAR_EV_S, INVERSE_FS_TO_CM1, SPEED_OF_LIGHT_CM_PER_S
 
@@ -162,3 +162,14 @@ def test_unknown_raman_geometry_is_refused():
         RamanGeometry("circular")
     with pytest.raises(InputError, match="analyser"):
         RamanGeometry("linear", "diagonal")
+
+
+def test_the_former_md_paths_name_the_spectra_modules():
+    import tridft.md.harmonic
+    import tridft.md.spectra
+    import tridft.md.vibrations
+    from tridft.spectra import correlation, harmonic, vibrations
+
+    assert tridft.md.spectra is correlation
+    assert tridft.md.harmonic is harmonic
+    assert tridft.md.vibrations is vibrations

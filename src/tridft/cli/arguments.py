@@ -125,7 +125,7 @@ def add_no_progress(parser) -> None:
 
 
 def add_raman_geometry(parser: argparse.ArgumentParser) -> None:
-    """--incident and --analyser of a 90 degree Raman experiment (tridft.md.spectra)."""
+    """--incident and --analyser of a 90 degree Raman experiment (tridft.spectra.correlation)."""
     parser.add_argument("--incident", choices=("linear", "natural"), default="linear",
                         help="polarisation of the exciting light (default: linear, a laser)")
     parser.add_argument("--analyser", choices=("total", "parallel", "perpendicular"),

@@ -47,7 +47,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     require_matplotlib("the spectrum plot (PREFIX.png)")  # before any work
     from tridft.errors import InputError
-    from tridft.md import spectra as sp
+    from tridft.spectra import correlation as sp
     from tridft.md.trajectory import read_trajectory, series
     from tridft.outputs import check_outputs
 

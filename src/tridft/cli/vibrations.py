@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     import ase
     import numpy as np
 
-    from tridft.md.spectra import RamanGeometry
-    from tridft.md.vibrations import vibrational_analysis
+    from tridft.spectra.correlation import RamanGeometry
+    from tridft.spectra.vibrations import vibrational_analysis
     from tridft.model.persistence import load_model
     from tridft.outputs import check_outputs
 
@@ -127,7 +127,7 @@ def _plot(analysis, geometry, path: Path, fwhm_cm1: float) -> None:
     require_matplotlib()
     from matplotlib.figure import Figure
 
-    from tridft.md.vibrations import broadened
+    from tridft.spectra.vibrations import broadened
     from tridft.report.plots import save_figure
 
     grid = np.linspace(0.0, max(4000.0, float(analysis.frequencies_cm1.max()) + 200), 4000)
