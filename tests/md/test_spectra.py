@@ -164,12 +164,14 @@ def test_unknown_raman_geometry_is_refused():
         RamanGeometry("linear", "diagonal")
 
 
-def test_the_former_md_paths_name_the_spectra_modules():
-    import tridft.md.harmonic
-    import tridft.md.spectra
-    import tridft.md.vibrations
+def test_the_former_md_paths_still_offer_the_spectra_functions():
+    from tridft.md.harmonic import harmonic_frequencies, model_hessian
+    from tridft.md.spectra import RamanGeometry, compute_spectra
+    from tridft.md.vibrations import vibrational_analysis
     from tridft.spectra import correlation, harmonic, vibrations
 
-    assert tridft.md.spectra is correlation
-    assert tridft.md.harmonic is harmonic
-    assert tridft.md.vibrations is vibrations
+    assert harmonic_frequencies is harmonic.harmonic_frequencies
+    assert model_hessian is harmonic.model_hessian
+    assert RamanGeometry is correlation.RamanGeometry
+    assert compute_spectra is correlation.compute_spectra
+    assert vibrational_analysis is vibrations.vibrational_analysis

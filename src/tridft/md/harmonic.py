@@ -1,7 +1,3 @@
-"""Former home of ``tridft.spectra.harmonic``: this name is that module itself."""
+"""Former home of ``tridft.spectra.harmonic``: its public names, re-exported."""
 
-import sys
-
-from tridft.spectra import harmonic as _module
-
-sys.modules[__name__] = _module
+from tridft.spectra.harmonic import *  # noqa: F401,F403

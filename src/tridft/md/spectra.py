@@ -1,7 +1,3 @@
-"""Former home of ``tridft.spectra.correlation``: this name is that module itself."""
+"""Former home of ``tridft.spectra.correlation``: its public names, re-exported."""
 
-import sys
-
-from tridft.spectra import correlation as _module
-
-sys.modules[__name__] = _module
+from tridft.spectra.correlation import *  # noqa: F401,F403

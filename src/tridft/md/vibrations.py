@@ -1,7 +1,3 @@
-"""Former home of ``tridft.spectra.vibrations``: this name is that module itself."""
+"""Former home of ``tridft.spectra.vibrations``: its public names, re-exported."""
 
-import sys
-
-from tridft.spectra import vibrations as _module
-
-sys.modules[__name__] = _module
+from tridft.spectra.vibrations import *  # noqa: F401,F403

@@ -6,6 +6,6 @@
 - ``vibrations``: harmonic vibrational analysis with IR intensities and Raman
   activities (``tridft vibrations``).
 
-The old paths ``tridft.md.spectra``, ``tridft.md.harmonic`` and ``tridft.md.vibrations``
-name the same modules.
+The old modules ``tridft.md.spectra``, ``tridft.md.harmonic`` and ``tridft.md.vibrations``
+re-export their public names.
 """
