@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/qm7b.py transfer    # ~40 min -> docs/results/qm7b_transfer.json
     .venv/bin/python benchmarks/qm7b.py multitask   # ~30 min -> docs/results/qm7b_multitask.json
     .venv/bin/python benchmarks/qm7b.py SECTION --quick   # seconds, same schema, temp file
+    .venv/bin/python benchmarks/qm7b.py plots       # docs/figures/qm7b_*.png from the results
 
 Data: ../shared/data/qm7b_ccsd_alpha_mu_1000.extxyz, 1000 different molecules (5-23
 atoms; H C N O S Cl), CCSD polarizability tensors and dipoles in atomic units, read
@@ -131,8 +132,11 @@ class Molecules:
 
 def main(argv=None) -> int:
     parser = common.parser(__doc__.splitlines()[0])
-    parser.add_argument("section", choices=sorted(SETTINGS))
+    parser.add_argument("section", choices=sorted(SETTINGS) + ["plots"])
     args = parser.parse_args(argv)
+    if args.section == "plots":
+        plot_results(common.RESULTS, common.FIGURES)
+        return 0
     common.setup_logging()
     logging.getLogger("tridft.transfer.finetune").setLevel(logging.ERROR)
     torch.set_num_threads(1)
@@ -381,6 +385,53 @@ def markdown(section: str, runs: list[dict]) -> str:
                      f" | {cell([run['dipole_mae']] if 'dipole_mae' in run else [])} | "
                      f"{run.get('steps', '-')} |")
     return "\n".join(lines)
+
+
+def plot_results(results: Path, figures: Path) -> None:
+    """Learning curve and transfer curves (test MAE against labelled molecules, log-log)."""
+    import json
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from tridft.files import atomic_output
+
+    def save(figure, name):
+        with atomic_output(figures / name) as temporary:
+            figure.savefig(temporary, format="png", dpi=120)
+
+    curve_file, transfer_file = results / "qm7b_curve.json", results / "qm7b_transfer.json"
+    if curve_file.is_file():
+        runs = sorted(json.loads(curve_file.read_text())["runs"], key=lambda r: r["n_train"])
+        figure = Figure(figsize=(8, 3.4), layout="constrained")
+        FigureCanvasAgg(figure)
+        for axes, key, unit in zip(figure.subplots(1, 2), ("polarizability_mae", "dipole_mae"),
+                                   ("Å³", "e Å")):
+            axes.loglog([r["n_train"] for r in runs], [r[key] for r in runs], "o-")
+            axes.set_xlabel("training molecules")
+            axes.set_ylabel(f"test MAE ({unit})")
+            axes.set_title(key.split("_")[0])
+        save(figure, "qm7b_curve.png")
+    if transfer_file.is_file():
+        runs = json.loads(transfer_file.read_text())["runs"]
+        figure = Figure(figsize=(8, 3.4), layout="constrained")
+        FigureCanvasAgg(figure)
+        for axes, direction, key, title in zip(
+                figure.subplots(1, 2), ("forward", "reverse"),
+                ("dipole_mae", "polarizability_mae"),
+                ("dipole on a polarizability latent", "polarizability on a dipole latent")):
+            for variant in VARIANTS:
+                points = {}
+                for r in runs:
+                    if r["direction"] == direction and r["variant"] == variant:
+                        points.setdefault(r["n_train"], []).append(r[key])
+                n = sorted(points)
+                axes.loglog(n, [np.mean(points[k]) for k in n], "o-", label=variant)
+            axes.set_xlabel("labelled molecules")
+            axes.set_ylabel("test MAE")
+            axes.set_title(title, fontsize=10)
+            axes.legend(fontsize=8)
+        save(figure, "qm7b_transfer.png")
 
 
 if __name__ == "__main__":
