@@ -41,6 +41,7 @@ on the 50 test molecules.
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import sys
@@ -50,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
@@ -133,6 +135,14 @@ class Molecules:
 def main(argv=None) -> int:
     parser = common.parser(__doc__.splitlines()[0])
     parser.add_argument("section", choices=sorted(SETTINGS) + ["plots"])
+    parser.add_argument("--model", default="", metavar="KEY=VALUE,...",
+                        help="model options of every trained model (transfer: the base and "
+                             "scratch models), e.g. latent_scalars=null,latent_vectors=null "
+                             "for an uncompressed latent; YAML values")
+    parser.add_argument("--label-counts", default=None, metavar="N,...",
+                        help="transfer: these label counts instead of the default grid")
+    parser.add_argument("--variants", default=None, metavar="NAME,...",
+                        help=f"transfer: a subset of {','.join(VARIANTS)}")
     args = parser.parse_args(argv)
     if args.section == "plots":
         plot_results(common.RESULTS, common.FIGURES)
@@ -140,7 +150,16 @@ def main(argv=None) -> int:
     common.setup_logging()
     logging.getLogger("tridft.transfer.finetune").setLevel(logging.ERROR)
     torch.set_num_threads(1)
-    settings = (QUICK_SETTINGS if args.quick else SETTINGS)[args.section]
+    settings = copy.deepcopy((QUICK_SETTINGS if args.quick else SETTINGS)[args.section])
+    if args.model:
+        settings["model"] = {key: yaml.safe_load(value) for key, value in
+                             (item.split("=", 1) for item in args.model.split(","))}
+        if "base" in settings:  # transfer: the base models (the scratch ones copy them)
+            settings["base"]["model"] = settings["model"]
+    if args.label_counts:
+        settings["label_counts"] = [int(n) for n in args.label_counts.split(",")]
+    if args.variants:
+        settings["variants"] = args.variants.split(",")
     molecules = Molecules(args.quick)
     name = f"qm7b_{args.section}"
     results = common.ResultsFile.open(
@@ -152,7 +171,9 @@ def main(argv=None) -> int:
          "metric": "MAE over components on the test molecules: polarizability A^3, "
                    "dipole e*A"},
         args.quick, resume=not args.fresh)
-    keep = args.keep_runs or common.ROOT / "runs" / (name + ("-quick" if args.quick else ""))
+    # Base models are reused from here: another --model gets another folder.
+    tag = ("-" + args.model.replace("=", "_").replace(",", "-")) if args.model else ""
+    keep = args.keep_runs or common.ROOT / "runs" / (name + tag + ("-quick" if args.quick else ""))
     section = {"curve": curve, "transfer": transfer, "multitask": multitask}[args.section]
     section(molecules, settings, results, keep, args.seeds or (1 if args.quick else 2))
     print(markdown(args.section, results.runs))
@@ -164,7 +185,7 @@ def main(argv=None) -> int:
 
 
 def train_model(train_records: list[Record], molecules: Molecules, training: dict,
-                workdir: Path, seed: int = 0) -> tuple[dict, Path]:
+                workdir: Path, seed: int = 0, model: dict | None = None) -> tuple[dict, Path]:
     """tridft's default training on these records; test metrics, run facts, model path."""
     workdir.mkdir(parents=True, exist_ok=True)
     files = {name: workdir / f"{name}.extxyz" for name in ("train", "validation", "test")}
@@ -176,6 +197,8 @@ def train_model(train_records: list[Record], molecules: Molecules, training: dic
                 "training": {**training, "seed": seed}, "run_dir": str(workdir / "run")}
     if molecules.quick:
         settings["model"] = QUICK_MODEL
+    if model:
+        settings["model"] = {**settings.get("model", {}), **model}
     started = time.process_time()
     # A run directory left by an interrupted run is started again (completed runs are
     # in the results file and not run again).
@@ -219,7 +242,7 @@ def curve(molecules: Molecules, settings: dict, results, keep: Path, seeds: int)
 
     def run_one(point: dict, workdir: Path) -> dict:
         metrics, _ = train_model(molecules.pool[:point["n_train"]], molecules,
-                                 settings["training"], workdir)
+                                 settings["training"], workdir, model=settings.get("model"))
         return metrics
 
     common.run_grid(results, grid, run_one, keep_runs=keep)
@@ -240,7 +263,8 @@ def transfer(molecules: Molecules, settings: dict, results, keep: Path, seeds: i
             common.logger.info("training the %s base model (%s of %d molecules)", direction,
                                base_label, len(base))
             metrics, model_path = train_model(only(base, base_label), molecules,
-                                              settings["base"]["training"], workdir)
+                                              settings["base"]["training"], workdir,
+                                              model=settings["base"].get("model"))
             results.settings[f"base_{direction}"] = metrics
             results.write()
         base_paths[direction] = model_path
@@ -248,7 +272,8 @@ def transfer(molecules: Molecules, settings: dict, results, keep: Path, seeds: i
                  for direction, (_, target) in directions.items()}
     grid = [{"variant": variant, "direction": direction, "n_train": n, "seed": seed}
             for direction in directions for seed in range(seeds)
-            for n in settings["label_counts"] for variant in VARIANTS]
+            for n in settings["label_counts"]
+            for variant in settings.get("variants", VARIANTS)]
 
     def run_one(point: dict, workdir: Path) -> dict:
         target = directions[point["direction"]][1]
@@ -326,7 +351,8 @@ def multitask(molecules: Molecules, settings: dict, results, keep: Path, seeds: 
                 records = only(records, "polarizability")
             elif variant.endswith("dipole_only"):
                 records = only(records, "dipole")
-        metrics, _ = train_model(records, molecules, settings["training"], workdir)
+        metrics, _ = train_model(records, molecules, settings["training"], workdir,
+                                 model=settings.get("model"))
         return {**metrics, "n_dipole_labels": sum(r.dipole is not None for r in records)}
 
     common.run_grid(results, grid, run_one, keep_runs=keep)
