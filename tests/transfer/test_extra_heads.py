@@ -98,8 +98,14 @@ def test_charges_add_up_to_the_total_charge_in_the_batch(model):
 
 
 def test_periodic_structures_are_refused_by_the_dipole_head(model):
-    with pytest.raises(InputError, match="periodic"):
-        head_output(model, [ethanol(0), water_box()], "dipole")
+    """The head refuses a cell; the model leaves it out of a batch holding one (the
+    other heads still predict the cell)."""
+    batch = batch_of(model, [ethanol(0), water_box()])
+    with torch.no_grad(), pytest.raises(InputError, match="periodic"):
+        model.heads["new_dipole"](model.latent(batch), batch)
+    with torch.no_grad():
+        outputs = model(batch)
+    assert "new_dipole" not in outputs and "new_structure_scalar" in outputs
 
 
 def test_extensive_and_intensive_structure_scalars(model):
