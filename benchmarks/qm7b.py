@@ -338,8 +338,7 @@ def multitask(molecules: Molecules, settings: dict, results, keep: Path, seeds: 
             records = pool
         elif variant.startswith("partial_"):
             fraction = float(variant.split("_")[1])
-            labelled = set(np.random.default_rng(0).permutation(len(pool))[
-                :round(fraction * len(pool))].tolist())
+            labelled = labelled_subset(pool, fraction)
             if variant.endswith("dipole_only"):
                 records = only([pool[i] for i in sorted(labelled)], "dipole")
             else:
@@ -356,6 +355,25 @@ def multitask(molecules: Molecules, settings: dict, results, keep: Path, seeds: 
         return {**metrics, "n_dipole_labels": sum(r.dipole is not None for r in records)}
 
     common.run_grid(results, grid, run_one, keep_runs=keep)
+
+
+def labelled_subset(pool: list[Record], fraction: float) -> set[int]:
+    """A random ``fraction`` of the pool (seed 0) holding every element of the pool: a
+    model never trained on an element refuses the molecules that contain it, so the
+    dipole-only model must see each (one molecule per missing element is swapped in)."""
+    order = np.random.default_rng(0).permutation(len(pool)).tolist()
+    chosen = order[:round(fraction * len(pool))]
+    for z in sorted({int(z) for r in pool for z in r.numbers}):
+        if not any(z in pool[i].numbers for i in chosen):
+            donor = next(i for i in order if z in pool[i].numbers and i not in chosen)
+            # Replace the last chosen molecule whose elements stay covered without it.
+            for k in range(len(chosen) - 1, -1, -1):
+                rest = chosen[:k] + chosen[k + 1:] + [donor]
+                if all(any(y in pool[i].numbers for i in rest)
+                       for y in {int(y) for i in chosen for y in pool[i].numbers}):
+                    chosen = rest
+                    break
+    return set(chosen)
 
 
 def noisy(records: list[Record], fraction: float) -> list[Record]:

@@ -69,3 +69,12 @@ def test_sections_quick(tmp_path, section, n_runs):
     assert "polarizability_mae" not in runs["partial_0.5_dipole_only"]
     assert "dipole_mae" not in runs["noisy_polarizability_only"]
     assert "dipole|polarizability" in runs["multi_task_clean"]["gradient_cosines"]
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5])
+def test_partial_label_subsets_hold_every_element(molecules, fraction):
+    subset = qm7b.labelled_subset(molecules.pool, fraction)
+    assert len(subset) == round(fraction * len(molecules.pool))
+    elements = {int(z) for record in molecules.pool for z in record.numbers}
+    assert {int(z) for i in subset for z in molecules.pool[i].numbers} == elements
+    assert subset == qm7b.labelled_subset(molecules.pool, fraction)  # reproducible
