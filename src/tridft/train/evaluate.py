@@ -282,6 +282,8 @@ def _level(model, name: str) -> str:
 def _compare(records: Sequence[Record], outputs: list[dict[str, np.ndarray]],
              forces: str) -> dict[str, Comparison]:
     force_key = FORCES if forces == "direct" else CONSERVATIVE_FORCES
+    if force_key == FORCES and outputs and FORCES not in outputs[0]:
+        force_key = CONSERVATIVE_FORCES  # no direct head (trained on -dE/dR alone)
     pairs: dict[str, Comparison] = {}
 
     def add(name: str, predicted: list, target: list) -> None:
