@@ -55,17 +55,15 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import transfer as transfer_benchmark  # noqa: E402
 
 from tridft.data.dataset import GraphDataset  # noqa: E402
 from tridft.data.io import KeyMap, read_structures  # noqa: E402
 from tridft.data.record import Record  # noqa: E402
 from tridft.data.splits import make_splits  # noqa: E402
-from tridft.files import write_json_atomic  # noqa: E402
-from tridft.model.model import build_model  # noqa: E402
-from tridft.model.persistence import load_model  # noqa: E402
 from tridft.train.config import config_from_dict  # noqa: E402
 from tridft.train.loop import train  # noqa: E402
-from tridft.transfer.finetune import FinetuneOptions, evaluate_target, finetune  # noqa: E402
+from tridft.transfer.finetune import evaluate_target  # noqa: E402
 from tridft.transfer.targets import Target  # noqa: E402
 from tridft.units import UnitSpec  # noqa: E402
 
@@ -279,7 +277,7 @@ def transfer(molecules: Molecules, settings: dict, results, keep: Path, seeds: i
         target = directions[point["direction"]][1]
         order = np.random.default_rng(point["seed"]).permutation(len(new))
         labels = new_label_records([new[i] for i in order[:point["n_train"]]], target)
-        return fit_new_head(point["variant"], target, labels, base_paths[point["direction"]],
+        return fit_and_test(point["variant"], target, labels, base_paths[point["direction"]],
                             test_sets[point["direction"]], settings["finetune"],
                             point["seed"])
 
@@ -295,25 +293,11 @@ def new_label_records(records: list[Record], target: Target) -> list[Record]:
             for r in records]
 
 
-def fit_new_head(variant: str, target: Target, labels: list[Record], base_path: Path,
+def fit_and_test(variant: str, target: Target, labels: list[Record], base_path: Path,
                  test: list[Record], settings: dict, seed: int) -> dict:
-    torch.manual_seed(seed)
-    base = load_model(base_path)
-    if variant == "scratch":
-        model = build_model(base.config, GraphDataset(labels, base.cutoff).stats())
-        freeze, lr_factor = "none", 1.0
-    else:
-        model = base
-        freeze = "latent" if variant == "frozen" else "none"
-        lr_factor = settings["pretrained_lr_factor"]
-    options = FinetuneOptions(property=target.name, kind=target.kind, freeze=freeze,
-                              steps=settings["steps"][variant], lr=settings["lr"],
-                              pretrained_lr_factor=lr_factor, batch_size=settings["batch_size"],
-                              validation_fraction=settings["validation_fraction"],
-                              patience=settings["patience"][variant], seed=seed)
-    started = time.perf_counter()
-    result = finetune(model, labels, options, progress=False)
-    elapsed = time.perf_counter() - started
+    """One new head, fitted as benchmarks/transfer.py fits them; its test error."""
+    model, result, elapsed = transfer_benchmark.fit_new_head(variant, target, labels,
+                                                             base_path, settings, seed)
     metrics = evaluate_target(model, target, GraphDataset(test, model.cutoff))
     key = "dipole_mae" if target is DIPOLE else "polarizability_mae"
     return {key: metrics["mae"], "validation_mae": result.validation["mae"],

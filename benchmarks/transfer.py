@@ -234,9 +234,15 @@ def label_set(dipole_frames: list[Record], base_frames: list[Record], n: int,
     return only_dipoles(order[:n])
 
 
-def fit_dipoles(variant: str, labels: list[Record], base_path: Path, test_set: GraphDataset,
-                settings: dict, seed: int) -> dict:
-    """Train one dipole model; its test and validation errors and time."""
+def fit_new_head(variant: str, target: Target, labels: list[Record], base_path: Path,
+                 settings: dict, seed: int):
+    """Learn ``target`` from ``labels`` as ``variant`` does; (model, FinetuneResult, seconds).
+
+    frozen:           a new head on the base model's frozen latent
+    finetuned:        the same, backbone and bottleneck at lr * pretrained_lr_factor
+    scratch:          the base model's architecture from random weights, all trained
+    untrained_frozen: a new head on the frozen latent of that random model
+    """
     torch.manual_seed(seed)  # the new head's (and the scratch model's) initial weights
     base = load_model(base_path)
     if variant in ("scratch", "untrained_frozen"):
@@ -246,7 +252,7 @@ def fit_dipoles(variant: str, labels: list[Record], base_path: Path, test_set: G
         model = base
         freeze = "latent" if variant == "frozen" else "none"
         lr_factor = settings["pretrained_lr_factor"]
-    options = FinetuneOptions(property=DIPOLE.name, kind=DIPOLE.kind, freeze=freeze,
+    options = FinetuneOptions(property=target.name, kind=target.kind, freeze=freeze,
                               steps=settings["steps"][variant], lr=settings["lr"],
                               pretrained_lr_factor=lr_factor,
                               batch_size=settings["batch_size"],
@@ -254,7 +260,13 @@ def fit_dipoles(variant: str, labels: list[Record], base_path: Path, test_set: G
                               patience=settings["patience"][variant], seed=seed)
     started = time.perf_counter()
     result = finetune(model, labels, options, progress=False)
-    elapsed = time.perf_counter() - started
+    return model, result, time.perf_counter() - started
+
+
+def fit_dipoles(variant: str, labels: list[Record], base_path: Path, test_set: GraphDataset,
+                settings: dict, seed: int) -> dict:
+    """Train one dipole model; its test and validation errors and time."""
+    model, result, elapsed = fit_new_head(variant, DIPOLE, labels, base_path, settings, seed)
     test = evaluate_target(model, DIPOLE, test_set)
     common.logger.info("%s, %d labels, seed %d: test MAE %.4f e*A (%.0f s)", variant,
                        len(labels), seed, test["mae"], elapsed)
