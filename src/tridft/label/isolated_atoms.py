@@ -24,7 +24,8 @@ from typing import Iterable
 import yaml
 from ase.data import atomic_numbers, chemical_symbols
 
-from tridft.errors import InputError
+from tridft.data.references import atomic_number
+from tridft.errors import ConfigError, InputError
 from tridft.files import atomic_output
 from tridft.label.pyscf_backend.settings import LabelSettings
 
@@ -40,15 +41,13 @@ GROUND_STATE_MULTIPLICITY = {
 
 def element_symbols(elements: Iterable[str | int]) -> list[str]:
     """Symbols ('H', 1 or '1' -> 'H'), unique, in order of atomic number."""
-    symbols = set()
+    numbers = set()
     for element in elements:
-        text = str(element).strip()
-        if text.isdigit() and 0 < int(text) < len(chemical_symbols):
-            text = chemical_symbols[int(text)]
-        if text not in atomic_numbers or text == "X":
-            raise InputError(f"{element!r}: not an element symbol")
-        symbols.add(text)
-    return sorted(symbols, key=lambda symbol: atomic_numbers[symbol])
+        try:
+            numbers.add(atomic_number(element, ""))
+        except ConfigError:
+            raise InputError(f"{element!r}: not an element symbol") from None
+    return [chemical_symbols[z] for z in sorted(numbers)]
 
 
 def isolated_atom_energies(elements: Iterable[str | int], settings: LabelSettings,

@@ -59,11 +59,10 @@ def expected_steps_per_epoch(atoms: Sequence[int], batch_size: int, batch_atoms:
     return len(epoch_batches(range(len(atoms)), atoms, batch_size, batch_atoms, world_size))
 
 
-def log_batch_cap(atoms: Sequence[int], training) -> None:
-    """Say so when the atom cap makes batches smaller than ``batch_size`` structures."""
-    steps = expected_steps_per_epoch(atoms, training.batch_size, training.batch_atoms)
-    uncapped = expected_steps_per_epoch(atoms, training.batch_size, None)
-    if steps > uncapped:
+def log_batch_cap(atoms: Sequence[int], training, steps_per_epoch: int) -> None:
+    """Say so when the atom cap makes batches smaller than ``batch_size`` structures
+    (``steps_per_epoch``: the capped count, from expected_steps_per_epoch)."""
+    if steps_per_epoch > expected_steps_per_epoch(atoms, training.batch_size, None):
         logger.info("training.batch_atoms %d: %.1f structures per batch on average "
-                    "(batch_size %d)", training.batch_atoms, len(atoms) / steps,
+                    "(batch_size %d)", training.batch_atoms, len(atoms) / steps_per_epoch,
                     training.batch_size)

@@ -21,7 +21,6 @@ columns, the progress bar) and :mod:`.selection` (the validation score, the mode
 file).
 """
 
-
 from __future__ import annotations
 
 import logging
@@ -150,7 +149,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
     train_atoms = [len(record.numbers) for record in data.train.records]
     steps_per_epoch = expected_steps_per_epoch(train_atoms, training.batch_size,
                                                training.batch_atoms, context.world_size)
-    log_batch_cap(train_atoms, training)
+    log_batch_cap(train_atoms, training, steps_per_epoch)
     schedule = LearningRateSchedule(training, count_total_steps(training, steps_per_epoch))
     ema = ExponentialMovingAverage(model, training.ema_decay) if training.ema_decay > 0 else None
     spikes = SpikeClipping(training.grad_spike_factor, warmup=training.warmup_steps)
