@@ -54,6 +54,27 @@ def test_save_and_load_give_identical_outputs(tmp_path, dtype):
         assert torch.equal(after[key], before[key]), key
 
 
+def test_a_model_saved_before_message_normalization_keeps_its_mean_normalisation(tmp_path):
+    model = perturbed_model(seed=5)
+    with torch.no_grad():
+        model.backbone.average_neighbors.fill_(8.0)  # a normalisation that matters
+    payload = model_to_dict(model)
+    del payload["config"]["message_normalization"]  # as files of earlier versions
+    path = tmp_path / "old.pt"
+    torch.save(payload, path)
+
+    loaded = load_model(path)
+    assert loaded.config.message_normalization == "mean"
+    mean_model = perturbed_model(seed=5)
+    mean_model.backbone.normalization = "mean"
+    with torch.no_grad():
+        mean_model.backbone.average_neighbors.fill_(8.0)
+    records = [ethanol(0)]
+    expected = outputs_of(mean_model.eval(), records)["energy"]
+    assert torch.allclose(outputs_of(loaded, records)["energy"], expected)
+    assert not torch.allclose(outputs_of(model.eval(), records)["energy"], expected)
+
+
 def test_a_training_checkpoint_that_wraps_the_model_loads(tmp_path):
     model = perturbed_model(seed=32)
     path = tmp_path / "checkpoint.pt"

@@ -29,7 +29,7 @@ DEFAULT_WEIGHTS = LossConfig().weights  # energy, forces (and -dE/dR), polarizab
 def test_polarizabilities_and_dipoles_train_only_those():
     records = [water(polarizability=ALPHA, dipole=MU), water(polarizability=ALPHA)]
     plan = plan_tasks(config(), records)
-    assert plan.weights == {"polarizability": 1.0, "dipole": 1.0}
+    assert plan.weights == {"polarizability": 2.0, "dipole": 1.0}
     assert plan.standard_heads == ("polarizability",) and list(plan.targets) == ["dipole"]
     assert not plan.jacobian
     assert plan.not_trained == [t for t in DEFAULT_WEIGHTS if t != "polarizability"]
@@ -48,13 +48,13 @@ def test_every_label_is_trained_unless_its_weight_is_zero():
     values = config().model_dump(mode="json")
     values["loss"]["weights"] = {"energy": 2.0, "dipole": 0.0}  # forces not named: default
     plan = plan_tasks(config_from_dict(values), records)
-    assert plan.weights == {"energy": 2.0, "forces": 10.0, "polarizability": 1.0}
+    assert plan.weights == {"energy": 2.0, "forces": 10.0, "polarizability": 2.0}
     assert plan.added == ["forces", "polarizability"]
 
 
 def test_energies_alone_give_an_energy_head_without_jacobian():
     plan = plan_tasks(config(), [water(energy=-2080.0)])
-    assert plan.weights == {"energy": 1.0} and plan.standard_heads == ("energy",)
+    assert plan.weights == {"energy": 0.1} and plan.standard_heads == ("energy",)
     assert not plan.jacobian
 
 

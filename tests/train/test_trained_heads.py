@@ -49,7 +49,7 @@ def test_polarizabilities_and_dipoles_alone_train_and_report_only_those(tmp_path
     config = tiny_config(tmp_path / "run", ethanol, training={"max_steps": 4},
                          data={"keys": {"energy": None, "forces": None}})
     result = train(config, progress=False)
-    assert result.tasks == {"polarizability": 1.0, "dipole": 1.0}
+    assert result.tasks == {"polarizability": 2.0, "dipole": 1.0}
     model = load_model(result.best_model_path)
     assert sorted(model.heads) == ["dipole", "polarizability"]
     assert model.metadata["tasks"]["not_trained"] == [

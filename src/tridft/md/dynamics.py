@@ -226,6 +226,12 @@ def run_md(atoms: ase.Atoms, settings: MDSettings, trajectory: str | os.PathLike
         start, start_cpu = time.perf_counter(), time.process_time()
         try:
             integrator.run(settings.steps)
+        except InputError as error:
+            if guard.last_good_step is None:  # the starting structure itself is refused
+                raise
+            # The calculator refused a structure the dynamics produced (atoms on top of
+            # each other): that is a blow-up, reported with the step and the frames kept.
+            guard.stop(integrator.nsteps + 1, str(error))
         finally:
             if bar is not None:
                 bar.close()

@@ -38,19 +38,20 @@ class BlowUpGuard:
                   "temperature": temperature}
         bad = [name for name, value in values.items() if not math.isfinite(value)]
         if bad:
-            self._stop(step, f"the {bad[0]} became {values[bad[0]]}")
+            self.stop(step, f"the {bad[0]} became {values[bad[0]]}")
         if temperature > self.limit_K:
-            self._stop(step, f"the temperature reached {temperature:.3g} K, above the limit of "
+            self.stop(step, f"the temperature reached {temperature:.3g} K, above the limit of "
                              f"{self.limit_K:.0f} K")
         if self.initial_potential is None:
             self.initial_potential = potential
         change = (potential - self.initial_potential) / self.n_atoms
         if abs(change) > MAX_POTENTIAL_CHANGE:
-            self._stop(step, f"the potential energy moved {change:+.3g} eV per atom from the "
+            self.stop(step, f"the potential energy moved {change:+.3g} eV per atom from the "
                              f"start (limit {MAX_POTENTIAL_CHANGE:g})")
         self.last_good_step = step
 
-    def _stop(self, step: int, what: str) -> None:
+    def stop(self, step: int, what: str) -> None:
+        """Raise the blow-up error: at ``step``, ``what`` went wrong."""
         kept = (f"{self.path} holds the frames up to step {self.last_good_step}"
                 if self.path and self.last_good_step is not None else "no frame was written")
         raise TriDFTError(f"step {step}: {what}: the dynamics has blown up (the structure left "

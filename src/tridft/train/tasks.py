@@ -43,7 +43,7 @@ from tridft.transfer.targets import Target
 logger = logging.getLogger(__name__)
 
 # Weights of labels that loss.weights does not name (others: 1).
-DEFAULT_WEIGHTS = {ENERGY: 1.0, FORCES: 10.0, POLARIZABILITY: 1.0, DIPOLE: 1.0}
+DEFAULT_WEIGHTS = {ENERGY: 0.1, FORCES: 10.0, POLARIZABILITY: 2.0, DIPOLE: 1.0}
 # Task -> the label it is compared with, where that is not the task's own name.
 TASK_LABELS = {CONSERVATIVE_FORCES: FORCES}
 _KINDS_BY_SIZE = {3: "structure_vector", 9: "structure_tensor"}
