@@ -38,12 +38,14 @@ from typing import Sequence
 from tridft.data.record import DIPOLE, ENERGY, FORCES, LABELS, POLARIZABILITY, Record
 from tridft.errors import ConfigError, InputError
 from tridft.model.model import CONSERVATIVE_FORCES, STANDARD_HEADS, build_model
+from tridft.train.config import LossConfig
 from tridft.transfer.targets import Target
 
 logger = logging.getLogger(__name__)
 
-# Weights of labels that loss.weights does not name (others: 1).
-DEFAULT_WEIGHTS = {ENERGY: 0.1, FORCES: 10.0, POLARIZABILITY: 2.0, DIPOLE: 1.0}
+# Weights of labels that loss.weights does not name: those of the default configuration
+# (one source for both), the dipole 1 (others: 1).
+DEFAULT_WEIGHTS = {**LossConfig().weights, DIPOLE: 1.0}
 # Task -> the label it is compared with, where that is not the task's own name.
 TASK_LABELS = {CONSERVATIVE_FORCES: FORCES}
 _KINDS_BY_SIZE = {3: "structure_vector", 9: "structure_tensor"}
