@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 
+from tridft.allocator import keep_freed_memory
 from tridft.errors import TriDFTError
 
 # Subcommand modules under tridft.cli, in the order `tridft --help` lists them.
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    keep_freed_memory()
     previous = _stop_cleanly_on_sigterm()
     try:
         return int(args.handler(args) or 0)

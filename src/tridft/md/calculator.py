@@ -30,6 +30,7 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from tridft.allocator import keep_freed_memory
 from tridft.data.batch import collate
 from tridft.data.domain import DomainCheck
 from tridft.data.neighbors import NeighborList, neighbor_list
@@ -136,6 +137,7 @@ class TriDFTCalculator(Calculator):
                  uncertainty_limit: float | None = None, on_uncertainty: str = "warn",
                  **kwargs):
         super().__init__(**kwargs)
+        keep_freed_memory()
         if isinstance(model_or_path, (str, Path, os.PathLike)):
             model = load_model(model_or_path)
         elif isinstance(model_or_path, TriDFTModel):

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tridft.allocator import keep_freed_memory
 from tridft.devices import check_device
 from tridft.files import write_json_atomic, write_text_atomic
 from tridft.model.persistence import save_model
@@ -113,6 +114,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
     on_rank_zero(context, check_run_dir_and_data, config, resume, overwrite)
     if training.num_threads:
         torch.set_num_threads(training.num_threads)
+    keep_freed_memory()  # every step reallocates the same tensors: reuse, don't page-fault
     torch.manual_seed(training.seed)  # the model's initial weights
     np.random.seed(training.seed)
     dtype = torch.float64 if config.model.dtype == "float64" else torch.float32
