@@ -4,9 +4,9 @@
 
 Each workload runs twice in a fresh process, with ``TRIDFT_KEEP_FREED_MEMORY=0`` (glibc's
 defaults) and ``=1`` (what tridft commands do): a training step of 16 ethanol structures
-(default objective: forward with -dE/dR, every loss term, double backward, AdamW), the
-same for 2 cells of 192-atom water, and the calculator's work for one MD step of a water
-cell (energy and -dE/dR, no parameter gradients). Reported: the median wall time per
+(benchmarks/train_step.py's default step: forward with -dE/dR, every loss term, double
+backward, gradient clipping, AdamW), the same for 2 cells of 192-atom water, and the
+calculator's work for one MD step of a water cell (energy and -dE/dR, no parameter gradients). Reported: the median wall time per
 step, and the page faults and system CPU time per step (``getrusage``).
 """
 
@@ -30,51 +30,28 @@ def measure(workload: str, repeats: int) -> dict:
     import torch
 
     from tridft.allocator import keep_freed_memory
-    from tridft.data.dataset import GraphDataset
     from tridft.data.io import bundled_dataset_path, read_structures
-    from tridft.model.model import build_model
-    from tridft.train.config import TrainConfig
-    from tridft.train.losses import build_objective
 
     sys.path.insert(0, str(HERE))
+    from train_step import default_training_step
     from water import water_path
 
     torch.set_num_threads(1)
     applied = keep_freed_memory()
-    config = TrainConfig()
     if workload.startswith("ethanol"):
         records, batch_size = read_structures(bundled_dataset_path())[:64], 16
     else:
         records, batch_size = read_structures(water_path())[:8], 2
-    dataset = GraphDataset(records, config.model.cutoff)
-    stats = dataset.stats()
-    torch.manual_seed(0)
-    model = build_model(config.model, stats)
-    objective = build_objective(config.loss, stats)
-    tasks = [t for t in config.loss.tasks() if t in model.heads or t == "conservative_forces"]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def train_step(step: int) -> None:
-        indices = [(step * batch_size + k) % len(dataset) for k in range(batch_size)]
-        batch = dataset.collate(indices, dtype=torch.float32)
-        outputs = model(batch, forces="both")
-        losses = objective(outputs, batch, step=1000)
-        total = sum(config.loss.weights[t] * losses.tasks[t] for t in tasks) \
-            + losses.regularization()
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-
+    train_step, model, dataset = default_training_step(records, batch_size)
     md_batch = dataset.collate([0], dtype=torch.float32)
-    model.eval()
 
     def md_step(step: int) -> None:
         model(md_batch, forces="conservative")
 
     if workload.endswith("md_step"):
+        model.eval()
         run = md_step
     else:
-        model.train()
         run = train_step
     for step in range(3):
         run(step)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from tridft.allocator import keep_freed_memory
+from tridft.data.batch import Batch
 from tridft.data.dataset import GraphDataset
 from tridft.data.io import bundled_dataset_path, read_structures
 from tridft.files import write_json_atomic
@@ -35,7 +36,14 @@ from water import water_path  # noqa: E402
 WATER = water_path()
 
 
-def time_steps(records, batch_size: int, repeats: int, warmup: int) -> dict:
+def default_training_step(records, batch_size: int):
+    """What tridft train does for one batch with the default configuration, as a function.
+
+    Returns ``(step, model, dataset)``: ``step(i)`` collates the i-th batch of
+    ``batch_size`` structures (cycling through ``records``), runs the forward pass with
+    -dE/dR, every default loss term, the double backward, gradient clipping and the AdamW
+    update, and returns the batch.
+    """
     config = TrainConfig()
     dataset = GraphDataset(records, config.model.cutoff)
     stats = dataset.stats()
@@ -46,19 +54,29 @@ def time_steps(records, batch_size: int, repeats: int, warmup: int) -> dict:
              or task == "conservative_forces"]
     weights = config.loss.weights
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    walls, cpus = [], []
-    for step in range(warmup + repeats):
-        indices = [(step * batch_size + k) % len(dataset) for k in range(batch_size)]
-        wall, cpu = time.perf_counter(), time.process_time()
+
+    def step(index: int) -> Batch:
+        indices = [(index * batch_size + k) % len(dataset) for k in range(batch_size)]
         batch = dataset.collate(indices, dtype=torch.float32)
         outputs = model(batch, forces="both")
         losses = objective(outputs, batch, step=1000)
         total = sum(weights[t] * losses.tasks[t] for t in tasks) + losses.regularization()
         optimizer.zero_grad(set_to_none=True)
         total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.training.grad_clip)
         optimizer.step()
-        if step >= warmup:
+        return batch
+
+    return step, model, dataset
+
+
+def time_steps(records, batch_size: int, repeats: int, warmup: int) -> dict:
+    step, _, _ = default_training_step(records, batch_size)
+    walls, cpus = [], []
+    for index in range(warmup + repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        batch = step(index)
+        if index >= warmup:
             walls.append(time.perf_counter() - wall)
             cpus.append(time.process_time() - cpu)
     wall_ms, cpu_ms = 1000 * statistics.median(walls), 1000 * statistics.median(cpus)
