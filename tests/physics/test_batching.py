@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tests.physics.helpers import (OUTPUT_KEYS, assert_close, assert_nontrivial, dimer, ethanol,
+from tests.physics.helpers import (BACKBONES, OUTPUT_KEYS, assert_close, assert_nontrivial, dimer, ethanol,
                                    model_dtype, perturbed_model, predict, rocksalt, silicon,
                                    water_box)
 from tridft.data.batch import collate
@@ -11,9 +11,9 @@ from tridft.data.batch import collate
 TOLERANCE = 1e-10
 
 
-@pytest.fixture(scope="module")
-def model():
-    return perturbed_model(seed=9)
+@pytest.fixture(scope="module", params=list(BACKBONES))
+def model(request):
+    return perturbed_model(seed=9, **BACKBONES[request.param])
 
 
 def mixed_structures():

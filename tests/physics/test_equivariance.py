@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.physics.helpers import (assert_equivariant, ethanol, perturbed_model,
+from tests.physics.helpers import (BACKBONES, assert_equivariant, ethanol, perturbed_model,
                                    random_orthogonal, rocksalt, silicon, water_box)
 
 STRUCTURES = {
@@ -14,9 +14,9 @@ STRUCTURES = {
 }
 
 
-@pytest.fixture(scope="module")
-def model():
-    return perturbed_model(seed=3)
+@pytest.fixture(scope="module", params=list(BACKBONES))
+def model(request):
+    return perturbed_model(seed=3, **BACKBONES[request.param])
 
 
 @pytest.mark.parametrize("improper", [False, True], ids=["rotation", "rotation_inversion"])

@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 from dataclasses import replace
 
-from tests.physics.helpers import (assert_close, ethanol, perturbed_model, predict,
+from tests.physics.helpers import (BACKBONES, assert_close, ethanol, perturbed_model, predict,
                                    side_by_side, transformed, random_orthogonal)
 
 TOLERANCE = 1e-9
 
 
-@pytest.fixture(scope="module")
-def model():
-    return perturbed_model(seed=6)
+@pytest.fixture(scope="module", params=list(BACKBONES))
+def model(request):
+    return perturbed_model(seed=6, **BACKBONES[request.param])
 
 
 def test_two_distant_copies_have_twice_the_energy_and_polarizability(model):

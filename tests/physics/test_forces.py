@@ -2,16 +2,16 @@
 
 import pytest
 
-from tests.physics.helpers import (assert_close, ethanol, finite_difference_forces,
+from tests.physics.helpers import (BACKBONES, assert_close, ethanol, finite_difference_forces,
                                    perturbed_model, predict, silicon, water_box)
 
 STEP = 1e-5  # Angstrom; central differences err by O(h^2), round-off by O(eps E / h)
 TOLERANCE = 1e-6
 
 
-@pytest.fixture(scope="module")
-def model():
-    return perturbed_model(seed=7)
+@pytest.fixture(scope="module", params=list(BACKBONES))
+def model(request):
+    return perturbed_model(seed=7, **BACKBONES[request.param])
 
 
 @pytest.mark.parametrize("structure", [ethanol, silicon, water_box],

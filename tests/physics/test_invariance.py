@@ -5,16 +5,16 @@ import pytest
 import torch
 from dataclasses import replace
 
-from tests.physics.helpers import (OUTPUT_KEYS, assert_close, assert_nontrivial, ethanol,
+from tests.physics.helpers import (BACKBONES, OUTPUT_KEYS, assert_close, assert_nontrivial, ethanol,
                                    perturbed_model, permuted, predict, silicon, transformed,
                                    water_box)
 
 TOLERANCE = 1e-9
 
 
-@pytest.fixture(scope="module")
-def model():
-    return perturbed_model(seed=4)
+@pytest.fixture(scope="module", params=list(BACKBONES))
+def model(request):
+    return perturbed_model(seed=4, **BACKBONES[request.param])
 
 
 @pytest.mark.parametrize("structure", [ethanol, water_box, silicon],

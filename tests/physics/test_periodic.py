@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.physics.helpers import (assert_close, perturbed_model, predict, record_from_atoms,
+from tests.physics.helpers import (BACKBONES, assert_close, perturbed_model, predict, record_from_atoms,
                                    rocksalt_atoms, silicon_atoms, water_box_atoms)
 
 TOLERANCE = 1e-9
@@ -16,9 +16,9 @@ CELLS = {
 }
 
 
-@pytest.fixture(scope="module")
-def model():
-    return perturbed_model(seed=5)
+@pytest.fixture(scope="module", params=list(BACKBONES))
+def model(request):
+    return perturbed_model(seed=5, **BACKBONES[request.param])
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))

@@ -49,6 +49,8 @@ class ModelConfig(NoBooleanNumbers):
     features: int = Field(64, gt=0, description="scalar and vector channels per atom")
     layers: int = Field(3, ge=1, description="message-passing layers")
     radial_basis: int = Field(16, gt=0, description="Bessel radial basis functions")
+    tensor_channels: int = Field(0, ge=0, description="symmetric traceless rank-2 channels "
+                                                     "per atom (0: scalars and vectors only)")
     envelope_exponent: int = Field(5, ge=2, description="smooth polynomial cutoff envelope")
     message_normalization: Literal["sqrt", "mean"] = Field(
         "sqrt", description="divide the messages summed over neighbours by the square root "

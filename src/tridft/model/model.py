@@ -128,7 +128,8 @@ def build_model(config: ModelConfig | dict | None = None, stats=None,
 
     backbone = PaiNNBackbone(config.features, config.layers, config.cutoff, config.radial_basis,
                              config.envelope_exponent,
-                             stat("average_neighbors", 1.0), config.message_normalization)
+                             stat("average_neighbors", 1.0), config.message_normalization,
+                             config.tensor_channels)
     if config.compressed:
         bottleneck = Bottleneck(config.features, Ls, Lv, config.variational, config.vector_gate)
     else:
