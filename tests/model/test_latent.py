@@ -151,3 +151,35 @@ def test_a_new_head_trains_on_a_frozen_latent():
     # The frozen parts were not even differentiated.
     assert all(p.grad is None for p in model.backbone.parameters())
     assert all(p.grad is None for p in model.bottleneck.parameters())
+
+
+def test_rank2_latent_channels_need_rank2_backbone_channels():
+    from pydantic import ValidationError
+
+    from tridft.model.config import ModelConfig
+
+    with pytest.raises(ValidationError, match="latent_tensors needs rank-2 channels"):
+        ModelConfig(latent_tensors=4)
+    config = ModelConfig(tensor_channels=8, latent_tensors=4)
+    assert config.latent_tensor_width == 4
+    assert ModelConfig(tensor_channels=8, latent_tensors=4, latent_scalars=None,
+                       latent_vectors=None).latent_tensor_width == 8
+
+
+def test_rank2_latent_channels_reach_the_polarizability_only_when_asked():
+    """Rank-2 backbone channels alone leave the latent as it was; latent_tensors adds
+    gated tensors that the polarizability head weights, and they change its output."""
+    plain = perturbed_model(seed=12, tensor_channels=4)
+    batch = batch_for(plain, [ethanol(0)])
+    assert plain.latent(batch).tensors is None
+    model = perturbed_model(seed=12, tensor_channels=4, latent_tensors=2)
+    latent = model.latent(batch)
+    assert latent.tensors.shape == (9, 3, 3, 2)
+    assert torch.allclose(latent.tensors, latent.tensors.transpose(1, 2))
+    assert float(latent.tensors.diagonal(dim1=1, dim2=2).sum(-1).abs().max()) < 1e-12
+    before = model(batch)["polarizability"].detach()
+    with torch.no_grad():
+        model.heads["polarizability"].tensor_weights.weight.zero_()
+        model.heads["polarizability"].tensor_weights.bias.zero_()
+    after = model(batch)["polarizability"].detach()
+    assert float((after - before).abs().max()) > 1e-6 * float(before.abs().max())

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from tests.physics.helpers import ethanol, model_dtype, perturbed_model, water_box
+from tests.physics.helpers import BACKBONES, ethanol, model_dtype, perturbed_model, water_box
 from tridft.cli.main import main
 from tridft.data.batch import collate
 from tridft.errors import CheckpointError
@@ -28,9 +28,10 @@ class Payload:
         return (open, (self.marker, "w"))
 
 
+@pytest.mark.parametrize("backbone", list(BACKBONES))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_save_and_load_give_identical_outputs(tmp_path, dtype):
-    model = perturbed_model(seed=31, dtype=dtype)
+def test_save_and_load_give_identical_outputs(tmp_path, dtype, backbone):
+    model = perturbed_model(seed=31, dtype=dtype, **BACKBONES[backbone])
     config = model.config
     extra = EnergyHead("gap", config.latent_scalars, config.latent_vectors, config.head_hidden)
     model.add_head(extra.to(model_dtype(model)))

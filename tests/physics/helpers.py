@@ -37,8 +37,8 @@ SMALL_MODEL = {"features": 16, "layers": 2, "radial_basis": 8, "head_hidden": 16
 OUTPUT_KEYS = ("energy", "forces", "conservative_forces", "polarizability")
 
 # Every physics test runs on each backbone variant: scalars and vectors only (PaiNN),
-# and with symmetric traceless rank-2 channels.
-BACKBONES = {"painn": {}, "rank2": {"tensor_channels": 4}}
+# and with symmetric traceless rank-2 channels (read by the polarizability head too).
+BACKBONES = {"painn": {}, "rank2": {"tensor_channels": 4, "latent_tensors": 2}}
 
 
 # --------------------------------------------------------------------------- models

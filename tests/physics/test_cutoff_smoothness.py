@@ -64,13 +64,24 @@ def test_outputs_approach_the_isolated_values_continuously(model, scan):
 
 
 def test_no_output_jumps_between_neighbouring_distances(model, scan):
-    """No single 1 mA step carries more than a tenth of the whole approach to the cutoff."""
+    """Halving the distance step halves the largest one-step change of every output.
+
+    A continuous output changes by about its slope times the step; a jump (a hard
+    cutoff, a switch) would change by the same amount however fine the steps are.
+    """
     distances, outputs = scan
     step = distances[1] - distances[0]
-    for key, size in interaction(model, outputs).items():
-        jumps = outputs[key].reshape(len(outputs[key]), -1).diff(dim=0).abs().max()
-        assert float(jumps) <= 0.1 * float(size[0]), \
-            f"{key} jumps by {float(jumps):.2e} in one 1 mA step"
+    fine_distances = model.cutoff + np.linspace(-0.05, 0.05, 201)
+    fine = predict(model, [dimer(d) for d in fine_distances], forces="both")
+    fine["forces"] = fine["forces"].reshape(-1, 2, 3)
+    fine["conservative_forces"] = fine["conservative_forces"].reshape(-1, 2, 3)
+    for key in OUTPUTS:
+        coarse_jump = outputs[key].reshape(len(distances), -1).diff(dim=0).abs().max()
+        fine_jump = fine[key].reshape(len(fine_distances), -1).diff(dim=0).abs().max()
+        assert float(coarse_jump) > 0, f"{key}: no change at all (vacuous test)"
+        assert float(fine_jump) <= 0.6 * float(coarse_jump), \
+            f"{key}: largest change {float(fine_jump):.2e} per 0.5 mA step, " \
+            f"{float(coarse_jump):.2e} per 1 mA step"
     # |dE| <= |dE/dr| dr: the conservative force bounds the slope of the energy.
     force_scale = float(outputs["conservative_forces"].abs().max())
     assert float(outputs["energy"].diff().abs().max()) <= 2 * force_scale * step

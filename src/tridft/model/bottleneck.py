@@ -32,16 +32,18 @@ LOG_VAR_MIN, LOG_VAR_MAX = -10.0, 0.0
 class Latent:
     """The public per-atom latent.
 
-    scalars  (N, Ls)     invariant; a sample while training, the mean otherwise
-    vectors  (N, 3, Lv)  equivariant
-    mean     (N, Ls)     mean of the scalar posterior
-    log_var  (N, Ls)     log-variance of the scalar posterior (None when not variational)
+    scalars  (N, Ls)        invariant; a sample while training, the mean otherwise
+    vectors  (N, 3, Lv)     equivariant
+    mean     (N, Ls)        mean of the scalar posterior
+    log_var  (N, Ls)        log-variance of the scalar posterior (None when not variational)
+    tensors  (N, 3, 3, Lt)  symmetric traceless, rotate as R t R^T (None without them)
     """
 
     scalars: torch.Tensor
     vectors: torch.Tensor
     mean: torch.Tensor
     log_var: torch.Tensor | None
+    tensors: torch.Tensor | None = None
 
     def kl_per_channel(self) -> torch.Tensor:
         """(N, Ls) KL(q(z|x) || N(0, 1)) in nats; zeros when not variational."""
@@ -54,7 +56,8 @@ class Bottleneck(nn.Module):
     """AtomFeatures -> Latent."""
 
     def __init__(self, features: int, latent_scalars: int, latent_vectors: int,
-                 variational: bool = True, vector_gate: bool = True):
+                 variational: bool = True, vector_gate: bool = True,
+                 tensor_channels: int = 0, latent_tensors: int = 0):
         super().__init__()
         self.variational = variational
         self.to_mean = nn.Linear(features, latent_scalars)
@@ -64,6 +67,11 @@ class Bottleneck(nn.Module):
             nn.init.constant_(self.to_log_var.bias, -4.0)
         self.to_vectors = nn.Linear(features, latent_vectors, bias=False)
         self.to_gate = nn.Linear(features, latent_vectors) if vector_gate else None
+        # Rank-2 channels: a channel map (commutes with R t R^T) gated by the scalars.
+        self.to_tensors = self.to_tensor_gate = None
+        if latent_tensors:
+            self.to_tensors = nn.Linear(tensor_channels, latent_tensors, bias=False)
+            self.to_tensor_gate = nn.Linear(features, latent_tensors)
 
     def forward(self, x: AtomFeatures) -> Latent:
         mean = self.to_mean(x.scalars)
@@ -76,7 +84,12 @@ class Bottleneck(nn.Module):
         vectors = self.to_vectors(x.vectors)  # (N, 3, Lv): a linear map commutes with rotation
         if self.to_gate is not None:
             vectors = vectors * torch.sigmoid(self.to_gate(x.scalars)).unsqueeze(1)
-        return Latent(scalars=scalars, vectors=vectors, mean=mean, log_var=log_var)
+        tensors = None
+        if self.to_tensors is not None:
+            tensors = self.to_tensors(x.tensors) \
+                * torch.sigmoid(self.to_tensor_gate(x.scalars))[:, None, None, :]
+        return Latent(scalars=scalars, vectors=vectors, mean=mean, log_var=log_var,
+                      tensors=tensors)
 
 
 class IdentityBottleneck(nn.Module):
@@ -85,4 +98,5 @@ class IdentityBottleneck(nn.Module):
     variational = False
 
     def forward(self, x: AtomFeatures) -> Latent:
-        return Latent(scalars=x.scalars, vectors=x.vectors, mean=x.scalars, log_var=None)
+        return Latent(scalars=x.scalars, vectors=x.vectors, mean=x.scalars, log_var=None,
+                      tensors=x.tensors)

@@ -60,6 +60,8 @@ class ModelConfig(NoBooleanNumbers):
     # Bottleneck: None means no compression (the latent is the backbone features).
     latent_scalars: int | None = Field(32, gt=0)
     latent_vectors: int | None = Field(16, gt=0)
+    latent_tensors: int = Field(0, ge=0, description="rank-2 latent channels (from the "
+                                "backbone's tensor_channels) read by the polarizability head")
     variational: bool = Field(True, description="sample the scalar latent while training")
     vector_gate: bool = Field(True, description="gate latent vectors by the scalar features")
 
@@ -77,6 +79,9 @@ class ModelConfig(NoBooleanNumbers):
     def _compression_is_all_or_nothing(self) -> "ModelConfig":
         if (self.latent_scalars is None) != (self.latent_vectors is None):
             raise ValueError("latent_scalars and latent_vectors are both set or both null")
+        if self.latent_tensors and not self.tensor_channels:
+            raise ValueError("latent_tensors needs rank-2 channels in the backbone "
+                             "(tensor_channels > 0)")
         return self
 
     @property
@@ -90,3 +95,10 @@ class ModelConfig(NoBooleanNumbers):
     @property
     def latent_vector_width(self) -> int:
         return self.latent_vectors if self.compressed else self.features
+
+    @property
+    def latent_tensor_width(self) -> int:
+        """Rank-2 latent channels the polarizability head reads (0: none)."""
+        if not self.latent_tensors:
+            return 0
+        return self.latent_tensors if self.compressed else self.tensor_channels

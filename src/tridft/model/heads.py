@@ -137,8 +137,10 @@ class PolarizabilityHead(Head):
 
     Per atom: (shift + scale * a_i) I  +  scale * traceless sym(sum_c k_ic u_ic (x) w_ic)
               + scale * sum_j c_ij (r^_ij (x) r^_ij - I / 3)          (when edge_basis > 0)
+              + scale * sum_c m_ic t_ic                     (when tensor_channels > 0)
     with a_i, k_ic invariant scalars and u_ic, w_ic equivariant vectors from the latent,
-    and c_ij = (W z_i) . (Bessel(r_ij) * envelope(r_ij)) a smooth invariant per neighbour.
+    and c_ij = (W z_i) . (Bessel(r_ij) * envelope(r_ij)) a smooth invariant per neighbour,
+    m_ic = (M z_i)_c weights of the latent's symmetric traceless tensors t_ic.
     Built from latent vectors and interatomic vectors, never from absolute positions, so it
     is translation invariant and well defined in periodic cells.
 
@@ -153,8 +155,10 @@ class PolarizabilityHead(Head):
 
     def __init__(self, name: str, latent_scalars: int, latent_vectors: int, hidden: int,
                  channels: int = 8, scale: float = 1.0, shift: float = 0.0,
-                 edge_basis: int = 0, cutoff: float = 5.0):
+                 edge_basis: int = 0, cutoff: float = 5.0, tensor_channels: int = 0):
         options = {"edge_basis": edge_basis, "cutoff": cutoff} if edge_basis else {}
+        if tensor_channels:  # absent from the spec of models without them
+            options["tensor_channels"] = tensor_channels
         super().__init__(name, latent_scalars=latent_scalars, latent_vectors=latent_vectors,
                          hidden=hidden, channels=channels, **options)
         self.block = GatedEquivariantBlock(latent_scalars, latent_vectors, hidden, 2 * channels,
@@ -168,6 +172,9 @@ class PolarizabilityHead(Head):
             self.edge_radial = BesselBasis(cutoff, edge_basis)
             self.edge_envelope = PolynomialEnvelope(cutoff)
             self.edge_weights = nn.Linear(latent_scalars, edge_basis)
+        self.tensor_channels = tensor_channels
+        if tensor_channels:
+            self.tensor_weights = nn.Linear(latent_scalars, tensor_channels)
         self.register_buffer("scale", torch.tensor(float(scale)))
         self.register_buffer("shift", torch.tensor(float(shift)))
 
@@ -184,6 +191,9 @@ class PolarizabilityHead(Head):
         traceless = symmetric - trace[:, None, None] / 3 * eye
         if self.edge_basis:
             traceless = traceless + self._edge_tensors(latent, batch, eye)
+        if self.tensor_channels:  # (N, 3, 3, Lt) latent tensors, weighted per channel
+            traceless = traceless + torch.einsum("nabc,nc->nab", latent.tensors,
+                                                 self.tensor_weights(latent.scalars))
         return ((self.shift + self.scale * isotropic)[:, None, None] * eye
                 + self.scale * traceless)
 

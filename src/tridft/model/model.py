@@ -131,7 +131,8 @@ def build_model(config: ModelConfig | dict | None = None, stats=None,
                              stat("average_neighbors", 1.0), config.message_normalization,
                              config.tensor_channels)
     if config.compressed:
-        bottleneck = Bottleneck(config.features, Ls, Lv, config.variational, config.vector_gate)
+        bottleneck = Bottleneck(config.features, Ls, Lv, config.variational, config.vector_gate,
+                                config.tensor_channels, config.latent_tensors)
     else:
         bottleneck = IdentityBottleneck()
 
@@ -158,7 +159,8 @@ def build_model(config: ModelConfig | dict | None = None, stats=None,
                 POLARIZABILITY, Ls, Lv, hidden, config.polarizability_channels,
                 scale=stat("polarizability_scale", 1.0),
                 shift=stat("polarizability_per_atom_mean", 0.0),
-                edge_basis=config.polarizability_edge_basis, cutoff=config.cutoff),
+                edge_basis=config.polarizability_edge_basis, cutoff=config.cutoff,
+                tensor_channels=config.latent_tensor_width),
         }
         heads = [standard[name]() for name in STANDARD_HEADS if name in heads]
     elements = list(getattr(stats, "elements", []) or []) if stats is not None else []

@@ -59,15 +59,18 @@ def _split_latent(latent: Latent, sizes: list[int]) -> list[Latent]:
         return [None] * len(sizes) if tensor is None else tensor.split(sizes)
 
     return [Latent(*parts) for parts in zip(cut(latent.scalars), cut(latent.vectors),
-                                            cut(latent.mean), cut(latent.log_var))]
+                                            cut(latent.mean), cut(latent.log_var),
+                                            cut(latent.tensors))]
 
 
 def _concatenate_latents(latents: list[Latent]) -> Latent:
     log_vars = [latent.log_var for latent in latents]
+    tensors = [latent.tensors for latent in latents]
     return Latent(scalars=torch.cat([latent.scalars for latent in latents]),
                   vectors=torch.cat([latent.vectors for latent in latents]),
                   mean=torch.cat([latent.mean for latent in latents]),
-                  log_var=None if log_vars[0] is None else torch.cat(log_vars))
+                  log_var=None if log_vars[0] is None else torch.cat(log_vars),
+                  tensors=None if tensors[0] is None else torch.cat(tensors))
 
 
 def evaluate_target(model: TriDFTModel, target: Target, source: LatentSource | GraphDataset,
