@@ -55,7 +55,11 @@ class MessageBlock(nn.Module):
         # (E, 3F): the filter times the envelope, (W r + b) u = [r u, u] @ [W, b]^T, one
         # matrix product on the (E, K + 1) ``enveloped`` basis instead of a product and an
         # extra pass over an (E, 3F) tensor (and its backward) in every layer.
-        filter_weights = torch.cat([self.filter.weight, self.filter.bias.unsqueeze(-1)], dim=1)
+        # Dividing the sums over neighbours by the mean neighbour count (or its square root)
+        # keeps activations O(1) for any density; the division is folded into this small
+        # (3F, K + 1) matrix rather than applied to every summed (N, ...) message.
+        filter_weights = torch.cat([self.filter.weight, self.filter.bias.unsqueeze(-1)],
+                                   dim=1) / neighbor_norm
         # (E, 3F): per-edge weights, smoothly zero at the cutoff. Gathers use index_select,
         # not tensor[index]: on CPU it is several times faster, and its backward is an
         # index_add rather than an accumulating index_put.
@@ -79,11 +83,10 @@ class MessageBlock(nn.Module):
             if not first:
                 message_tensors = message_tensors \
                     + x.tensors.index_select(0, neighbors) * gate_tensor[:, None, None, :]
-            tensors = x.tensors + scatter_sum(message_tensors, centers, n_atoms) / neighbor_norm
-        # Dividing by the mean neighbour count keeps activations O(1) for any density.
+            tensors = x.tensors + scatter_sum(message_tensors, centers, n_atoms)
         return AtomFeatures(
-            scalars=x.scalars + scatter_sum(message_scalars, centers, n_atoms) / neighbor_norm,
-            vectors=x.vectors + scatter_sum(message_vectors, centers, n_atoms) / neighbor_norm,
+            scalars=x.scalars + scatter_sum(message_scalars, centers, n_atoms),
+            vectors=x.vectors + scatter_sum(message_vectors, centers, n_atoms),
             tensors=tensors,
         )
 
