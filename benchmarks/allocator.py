@@ -6,8 +6,9 @@ Each workload runs twice in a fresh process, with ``TRIDFT_KEEP_FREED_MEMORY=0``
 defaults) and ``=1`` (what tridft commands do): a training step of 16 ethanol structures
 (benchmarks/train_step.py's default step: forward with -dE/dR, every loss term, double
 backward, gradient clipping, AdamW), the same for 2 cells of 192-atom water, and the
-calculator's work for one MD step of a water cell (energy and -dE/dR, no parameter gradients). Reported: the median wall time per
-step, and the page faults and system CPU time per step (``getrusage``).
+calculator's work for one MD step of a water cell (energy and -dE/dR, no parameter
+gradients). Reported: the median wall time per step, and the page faults and system CPU
+time per step (``getrusage``).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from tests.physics.helpers import (BACKBONES, OUTPUT_KEYS, assert_close, assert_nontrivial, dimer, ethanol,
-                                   model_dtype, perturbed_model, predict, rocksalt, silicon,
-                                   water_box)
+from tests.physics.helpers import (BACKBONES, OUTPUT_KEYS, assert_close, assert_nontrivial,
+                                   dimer, ethanol, model_dtype, perturbed_model, predict,
+                                   rocksalt, silicon, water_box)
 from tridft.data.batch import collate
 
 TOLERANCE = 1e-10

@@ -18,10 +18,10 @@ def model(request):
     return perturbed_model(seed=8, **BACKBONES[request.param])
 
 
-@pytest.fixture(scope="module")
-def scan(model):
-    """Outputs for an O-H dimer at distances cutoff - 0.05 ... cutoff + 0.05 (step 1 mA)."""
-    distances = model.cutoff + np.linspace(-0.05, 0.05, 101)
+def dimer_scan(model, points: int):
+    """Distances cutoff - 0.05 ... cutoff + 0.05 A (``points`` of them) and the outputs
+    of an O-H dimer at each, one row per distance."""
+    distances = model.cutoff + np.linspace(-0.05, 0.05, points)
     outputs = predict(model, [dimer(d) for d in distances], forces="both")
     per_structure = {
         "energy": outputs["energy"],
@@ -30,6 +30,12 @@ def scan(model):
         "conservative_forces": outputs["conservative_forces"].reshape(-1, 2, 3),
     }
     return distances, per_structure
+
+
+@pytest.fixture(scope="module")
+def scan(model):
+    """The dimer scan in steps of 1 mA."""
+    return dimer_scan(model, 101)
 
 
 def test_beyond_the_cutoff_the_atoms_are_isolated(model, scan):
@@ -71,10 +77,7 @@ def test_no_output_jumps_between_neighbouring_distances(model, scan):
     """
     distances, outputs = scan
     step = distances[1] - distances[0]
-    fine_distances = model.cutoff + np.linspace(-0.05, 0.05, 201)
-    fine = predict(model, [dimer(d) for d in fine_distances], forces="both")
-    fine["forces"] = fine["forces"].reshape(-1, 2, 3)
-    fine["conservative_forces"] = fine["conservative_forces"].reshape(-1, 2, 3)
+    fine_distances, fine = dimer_scan(model, 201)  # steps of 0.5 mA
     for key in OUTPUTS:
         coarse_jump = outputs[key].reshape(len(distances), -1).diff(dim=0).abs().max()
         fine_jump = fine[key].reshape(len(fine_distances), -1).diff(dim=0).abs().max()

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.physics.helpers import (BACKBONES, assert_close, perturbed_model, predict, record_from_atoms,
-                                   rocksalt_atoms, silicon_atoms, water_box_atoms)
+from tests.physics.helpers import (BACKBONES, assert_close, perturbed_model, predict,
+                                   record_from_atoms, rocksalt_atoms, silicon_atoms,
+                                   water_box_atoms)
 
 TOLERANCE = 1e-9
 CELLS = {

@@ -24,6 +24,13 @@ from tridft.model.radial import BesselBasis, PolynomialEnvelope
 from tridft.model.scatter import scatter_sum
 
 
+def direction_tensors(unit_vectors: torch.Tensor) -> torch.Tensor:
+    """(E, 3, 3) r r^T - I/3 of unit vectors (E, 3): symmetric, traceless, the l = 2
+    part of a direction."""
+    eye = torch.eye(3, dtype=unit_vectors.dtype, device=unit_vectors.device)
+    return unit_vectors.unsqueeze(-1) * unit_vectors.unsqueeze(-2) - eye / 3
+
+
 @dataclass
 class AtomFeatures:
     """scalars (N, F) invariant; vectors (N, 3, F) equivariant; tensors (N, 3, 3, C)
@@ -170,17 +177,15 @@ class PaiNNBackbone(nn.Module):
         scalars = self.embedding(batch.numbers)
         x = AtomFeatures(scalars=scalars,
                          vectors=scalars.new_zeros(scalars.shape[0], 3, self.features))
-        direction_tensors = None
+        directions = None
         if self.tensor_channels:
-            # (E, 3, 3): r r^T - I/3, symmetric and traceless.
-            eye = torch.eye(3, dtype=unit_vectors.dtype, device=unit_vectors.device)
-            direction_tensors = unit_vectors.unsqueeze(-1) * unit_vectors.unsqueeze(-2) - eye / 3
+            directions = direction_tensors(unit_vectors)  # (E, 3, 3)
             x.tensors = scalars.new_zeros(scalars.shape[0], 3, 3, self.tensor_channels)
         norm = float(self.average_neighbors)
         if self.normalization == "sqrt":
             norm = norm ** 0.5
         for layer, (message, update) in enumerate(zip(self.messages, self.updates)):
             x = message(x, batch.edge_index, enveloped, unit_vectors, norm, first=layer == 0,
-                        direction_tensors=direction_tensors)
+                        direction_tensors=directions)
             x = update(x)
         return x

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from tridft.data.batch import Batch
+from tridft.model.backbone import direction_tensors
 from tridft.model.bottleneck import Latent
 from tridft.model.scatter import scatter_sum
 
@@ -190,14 +191,14 @@ class PolarizabilityHead(Head):
         trace = symmetric.diagonal(dim1=1, dim2=2).sum(-1)
         traceless = symmetric - trace[:, None, None] / 3 * eye
         if self.edge_basis:
-            traceless = traceless + self._edge_tensors(latent, batch, eye)
+            traceless = traceless + self._edge_tensors(latent, batch)
         if self.tensor_channels:  # (N, 3, 3, Lt) latent tensors, weighted per channel
             traceless = traceless + torch.einsum("nabc,nc->nab", latent.tensors,
                                                  self.tensor_weights(latent.scalars))
         return ((self.shift + self.scale * isotropic)[:, None, None] * eye
                 + self.scale * traceless)
 
-    def _edge_tensors(self, latent: Latent, batch: Batch, eye: torch.Tensor) -> torch.Tensor:
+    def _edge_tensors(self, latent: Latent, batch: Batch) -> torch.Tensor:
         """(N, 3, 3) sum over neighbours j of c_ij (r^_ij r^_ij - I/3), traceless."""
         centers = batch.edge_index[0]
         vectors = batch.edge_vectors()  # (E, 3) Angstrom
@@ -206,7 +207,7 @@ class PolarizabilityHead(Head):
         radial = self.edge_radial(distances) * self.edge_envelope(distances).unsqueeze(-1)
         per_edge = (self.edge_weights(latent.scalars).index_select(0, centers)
                     * radial).sum(-1)  # (E,)
-        tensors = per_edge[:, None, None] * (units[:, :, None] * units[:, None, :] - eye / 3)
+        tensors = per_edge[:, None, None] * direction_tensors(units)
         return scatter_sum(tensors, centers, latent.scalars.shape[0])
 
     def forward(self, latent: Latent, batch: Batch) -> torch.Tensor:
