@@ -172,6 +172,8 @@ def train_commands(args, paths: dict, workdir: Path, budget_s: float, source: Pa
               "--set", "training.num_threads=1",
               "--set", f"training.seed={args.seed}",
               "--set", f"run_dir={workdir / 'tridft'}"]
+    for option in args.tridft_set:
+        tridft += ["--set", option]
     code, tasks, _ = PEERS[args.peer]
     peer = ["taskset", "-c", str(args.cores[1]), str(PEERS_VENV / "bin" / "python"),
             str(HERE / "train_peer.py"), "--code", code, "--tasks", tasks, "--recipe", "default",
@@ -366,6 +368,7 @@ def run(args) -> dict:
     shares = {"tridft": cpu_share(tridft), "peer": cpu_share(peer)}
     return {
         "peer": args.peer, "seed": args.seed, "budget_minutes": budget_s / 60.0,
+        "tridft_options": list(args.tridft_set),
         "cpu_share": shares,
         "cores_quiet": all(share >= QUIET_SHARE for share in shares.values()),
         "budget_s": budget_s, "quick": quick,
@@ -431,9 +434,11 @@ def table(results: dict, include_quick: bool = False) -> str:
     latest = {}
     for entry in results.get("runs", []):
         if include_quick or not entry.get("quick"):
-            latest[(entry["peer"], entry["seed"], entry["budget_minutes"])] = entry
+            options = tuple(entry.get("tridft_options", ()))
+            latest[(entry["peer"], entry["seed"], entry["budget_minutes"], options)] = entry
     order = list(PEERS)
-    keys = sorted(latest, key=lambda k: (k[2], k[1], order.index(k[0]) if k[0] in order else 99))
+    keys = sorted(latest, key=lambda k: (k[2], k[1], order.index(k[0]) if k[0] in order else 99,
+                                         k[3]))
     lines = ["| run | model | steps (epochs) | CPU-s of the training process (wall s) | "
              "energy MAE (meV) | force MAE (meV/Å) | α MAE (10⁻³ Å³) | "
              "peer / tridft (E, F, α) | structures/s (per CPU-s) |",
@@ -457,6 +462,8 @@ def table(results: dict, include_quick: bool = False) -> str:
         entry = latest[key]
         t, p, r = entry["tridft"], entry["peer_model"], entry["ratios_peer_over_tridft"]
         run_name = f"{entry['budget_minutes']:g} min, seed {entry['seed']}, vs `{entry['peer']}`"
+        if entry.get("tridft_options"):
+            run_name += ", tridft with " + ", ".join(f"`{o}`" for o in entry["tridft_options"])
         shared = [name for name, model in (("tridft", t), ("peer", p))
                   if cpu_share(model) is not None and cpu_share(model) < QUIET_SHARE]
         if shared:
@@ -504,6 +511,9 @@ def main(argv=None) -> int:
                              "a temporary results file unless --out")
     parser.add_argument("--cores", default="%d,%d" % CORES, metavar="TRIDFT,PEER",
                         help="the cores the two trainings are pinned to (taskset -c)")
+    parser.add_argument("--tridft-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a configuration option for tridft train (repeatable), e.g. "
+                             "model.tensor_channels=8")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--table", action="store_true", help="print the markdown table")
     parser.add_argument("--update-doc", type=Path, default=None, metavar="MARKDOWN",
