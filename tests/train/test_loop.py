@@ -62,6 +62,20 @@ def test_run_writes_model_split_stats_and_logs(tmp_path, data_path):
     assert [int(row["step"]) for row in validations] == [3, 6]
 
 
+def test_conservative_every_k_computes_minus_dE_dR_on_every_kth_step(tmp_path, data_path):
+    config = tiny_config(tmp_path / "run", data_path, loss={"conservative_every": 3})
+    result = train(config, progress=False)
+    assert result.steps == 6
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    # Steps 0 and 3 (logged as rows 1 and 4) carry -dE/dR; the others train without it.
+    with_minus_dE_dR = [True, False, False, True, False, False]
+    assert [row["loss_conservative_forces"] != "" for row in rows] == with_minus_dE_dR
+    assert [row["reg_jacobian"] != "" for row in rows] == with_minus_dE_dR
+    assert all(row["loss_forces"] != "" and row["loss_energy"] != "" for row in rows)
+    # Validation still measures both force estimates.
+    assert {"conservative_forces_mae", "jacobian_consistency_mae"} <= set(result.metrics)
+
+
 def parameters_of(checkpoint_path) -> dict[str, torch.Tensor]:
     payload = safe_torch_load(checkpoint_path)
     return {**{f"model.{k}": v for k, v in payload["model"]["state_dict"].items()},

@@ -140,3 +140,20 @@ def test_huber_is_quadratic_inside_delta_and_linear_outside():
     assert huber.tolist() == pytest.approx([0.125, 0.125, 2.5, 2.5])
     assert elementwise_loss(residuals, "mse", delta=1.0).tolist() == [0.25, 0.25, 9.0, 9.0]
     assert [linear_warmup(1.0, 0, s) for s in (0, 5)] == [1.0, 1.0]
+
+
+def test_a_step_without_minus_dE_dR_drops_exactly_the_terms_that_need_it(setting):
+    records, stats, model = setting
+    objective = build_objective(LossConfig(kl_beta=0.01, kl_warmup_steps=0), stats)
+    full = objective(*outputs_and_batch(model, records), step=3)
+    outputs, batch = outputs_and_batch(model, records, forces="direct")
+    assert "conservative_forces" not in outputs
+    light = objective(outputs, batch, step=3, conservative=False)
+    assert light.present["conservative_forces"] is False
+    assert "conservative_forces" not in light.present_tasks()
+    assert set(light.regularizers) == {"kl"} and set(full.regularizers) == {"jacobian", "kl"}
+    # The other terms are those of a full step (the direct forces are the same numbers).
+    for task in ("energy", "forces", "polarizability"):
+        assert value(light.tasks[task]) == pytest.approx(value(full.tasks[task]), rel=1e-12)
+    assert value(light.regularization()) == pytest.approx(0.01 * value(full.regularizers["kl"]),
+                                                          rel=1e-12)

@@ -169,6 +169,9 @@ class LossConfig(_Section):
     jacobian_pulls: Literal["both", "direct_head"] = Field(
         "both", description="what the Jacobian term moves: both force estimates towards "
                             "each other, or only the direct head towards -dE/dR")
+    conservative_every: int = Field(
+        1, ge=1, description="compute -dE/dR (its force loss and the Jacobian term) on every "
+                             "k-th step only; the steps between cost about a quarter")
     kl_beta: float = Field(1e-4, ge=0, description="weight of the latent KL (nats per atom)")
     kl_warmup_steps: int = Field(500, ge=0)
     balancing: Literal["fixed", "uncertainty", "gradnorm"] = "fixed"

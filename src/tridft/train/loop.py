@@ -265,8 +265,11 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         batch = data.train.collate(context.shard(global_batch), dtype=dtype).to(device)
 
         model.train()
-        outputs = model(batch, forces=force_mode)
-        losses = objective(outputs, batch, state.step)
+        # -dE/dR (a double backward) only on every k-th step when conservative_every = k.
+        conservative = force_mode == "both" \
+            and state.step % loss_config.conservative_every == 0
+        outputs = model(batch, forces="both" if conservative else "direct")
+        losses = objective(outputs, batch, state.step, conservative=conservative)
         problem = non_finite(losses.as_floats(), context)
         if problem:
             roll_back(problem)

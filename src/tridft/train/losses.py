@@ -202,21 +202,30 @@ class Objective:
         return (any(term.output == CONSERVATIVE_FORCES for term in self.tasks)
                 or any(isinstance(term, JacobianTerm) for term in self.regularizers))
 
-    def __call__(self, outputs: dict[str, torch.Tensor], batch: Batch, step: int) -> Losses:
-        terms = self.tasks + self.regularizers
+    def __call__(self, outputs: dict[str, torch.Tensor], batch: Batch, step: int,
+                 conservative: bool = True) -> Losses:
+        """The losses of one batch. ``conservative=False``: ``outputs`` has no -dE/dR
+        (a step that skips it, see LossConfig.conservative_every); the terms that need it
+        count as absent for this step."""
+        tasks = [term for term in self.tasks
+                 if conservative or term.output != CONSERVATIVE_FORCES]
+        regularizers = [term for term in self.regularizers
+                        if conservative or not isinstance(term, JacobianTerm)]
+        terms = tasks + regularizers
         sums, counts = zip(*(term.sum_and_count(outputs, batch) for term in terms))
         mean_counts = self.count_average(torch.stack(counts))  # (terms,)
         values = [total / count.clamp(min=1.0).to(total.dtype)
                   for total, count in zip(sums, mean_counts)]
-        n_tasks = len(self.tasks)
+        n_tasks = len(tasks)
+        skipped = {term.name: torch.zeros(()) for term in self.tasks if term not in tasks}
         return Losses(
-            tasks={term.name: value for term, value in zip(self.tasks, values)},
-            present={term.name: bool(count > 0)
-                     for term, count in zip(self.tasks, mean_counts)},
+            tasks={**{term.name: value for term, value in zip(tasks, values)}, **skipped},
+            present={**{term.name: bool(count > 0) for term, count in zip(tasks, mean_counts)},
+                     **{name: False for name in skipped}},
             regularizers={term.name: value
-                          for term, value in zip(self.regularizers, values[n_tasks:])},
+                          for term, value in zip(regularizers, values[n_tasks:])},
             regularizer_weights={term.name: linear_warmup(term.weight, term.warmup_steps, step)
-                                 for term in self.regularizers},
+                                 for term in regularizers},
         )
 
 
