@@ -159,7 +159,9 @@ def test_rank2_latent_channels_need_rank2_backbone_channels():
     from tridft.model.config import ModelConfig
 
     with pytest.raises(ValidationError, match="latent_tensors needs rank-2 channels"):
-        ModelConfig(latent_tensors=4)
+        ModelConfig(tensor_channels=0, latent_tensors=4)
+    # Without rank-2 channels and no latent_tensors given, the latent has none.
+    assert ModelConfig(tensor_channels=0).latent_tensors == 0
     config = ModelConfig(tensor_channels=8, latent_tensors=4)
     assert config.latent_tensor_width == 4
     assert ModelConfig(tensor_channels=8, latent_tensors=4, latent_scalars=None,
@@ -169,7 +171,7 @@ def test_rank2_latent_channels_need_rank2_backbone_channels():
 def test_rank2_latent_channels_reach_the_polarizability_only_when_asked():
     """Rank-2 backbone channels alone leave the latent as it was; latent_tensors adds
     gated tensors that the polarizability head weights, and they change its output."""
-    plain = perturbed_model(seed=12, tensor_channels=4)
+    plain = perturbed_model(seed=12, tensor_channels=4, latent_tensors=0)
     batch = batch_for(plain, [ethanol(0)])
     assert plain.latent(batch).tensors is None
     model = perturbed_model(seed=12, tensor_channels=4, latent_tensors=2)

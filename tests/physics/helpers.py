@@ -38,7 +38,8 @@ OUTPUT_KEYS = ("energy", "forces", "conservative_forces", "polarizability")
 
 # Every physics test runs on each backbone variant: scalars and vectors only (PaiNN),
 # and with symmetric traceless rank-2 channels (read by the polarizability head too).
-BACKBONES = {"painn": {}, "rank2": {"tensor_channels": 4, "latent_tensors": 2}}
+BACKBONES = {"painn": {"tensor_channels": 0, "latent_tensors": 0},
+             "rank2": {"tensor_channels": 4, "latent_tensors": 2}}
 
 
 # --------------------------------------------------------------------------- models

@@ -22,8 +22,8 @@ def with_a_spike_at(step_of_spike: int, factor: float):
         call = objective.__call__
 
         class Spiking(type(objective)):
-            def __call__(self, outputs, batch, step):
-                losses = call(outputs, batch, step)
+            def __call__(self, outputs, batch, step, **options):
+                losses = call(outputs, batch, step, **options)
                 if step == step_of_spike:
                     losses.tasks = {task: loss * factor for task, loss in losses.tasks.items()}
                 return losses

@@ -104,7 +104,7 @@ def test_every_kind_learns_from_extra_labels(kind):
         table = "atom_extra" if kind == "atom_scalar" else "extra"
         records.append(replace(record, **{table: {name: LABELS[kind](record)}}))
     model = tiny_model(seed=3)
-    options = FinetuneOptions(property=name, kind=kind, **{**FAST, "steps": 150, "lr": 1e-2})
+    options = FinetuneOptions(property=name, kind=kind, **{**FAST, "steps": 300, "lr": 1e-2})
     result = finetune(model, records, options, progress=False)
     assert result.validation["mae"] < 0.75 * result.initial_validation["mae"], result.history
     assert model.heads[name].level == ("atom" if kind == "atom_scalar" else "structure")

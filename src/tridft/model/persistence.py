@@ -50,8 +50,10 @@ def model_from_dict(payload: dict, source: str = "model") -> TriDFTModel:
         raise CheckpointError(f"{source}: written by a newer tridft (format "
                               f"{payload['format_version']}); upgrade tridft")
     try:
-        # Models saved before message_normalization existed divided by the mean count.
-        config = ModelConfig(**{"message_normalization": "mean", **payload["config"]})
+        # Models saved before message_normalization existed divided by the mean count;
+        # those saved before rank-2 channels existed had none.
+        config = ModelConfig(**{"message_normalization": "mean", "tensor_channels": 0,
+                                "latent_tensors": 0, **payload["config"]})
         model = build_model(config, head_specs=payload["heads"])
         model.elements = list(payload.get("elements", []))
         model.load_state_dict(payload["state_dict"])
