@@ -160,8 +160,6 @@ def test_rank2_latent_channels_need_rank2_backbone_channels():
 
     with pytest.raises(ValidationError, match="latent_tensors needs rank-2 channels"):
         ModelConfig(tensor_channels=0, latent_tensors=4)
-    # Without rank-2 channels and no latent_tensors given, the latent has none.
-    assert ModelConfig(tensor_channels=0).latent_tensors == 0
     config = ModelConfig(tensor_channels=8, latent_tensors=4)
     assert config.latent_tensor_width == 4
     assert ModelConfig(tensor_channels=8, latent_tensors=4, latent_scalars=None,

@@ -49,7 +49,7 @@ class ModelConfig(NoBooleanNumbers):
     features: int = Field(64, gt=0, description="scalar and vector channels per atom")
     layers: int = Field(3, ge=1, description="message-passing layers")
     radial_basis: int = Field(16, gt=0, description="Bessel radial basis functions")
-    tensor_channels: int = Field(8, ge=0, description="symmetric traceless rank-2 channels "
+    tensor_channels: int = Field(0, ge=0, description="symmetric traceless rank-2 channels "
                                                      "per atom (0: scalars and vectors only)")
     envelope_exponent: int = Field(5, ge=2, description="smooth polynomial cutoff envelope")
     message_normalization: Literal["sqrt", "mean"] = Field(
@@ -60,9 +60,8 @@ class ModelConfig(NoBooleanNumbers):
     # Bottleneck: None means no compression (the latent is the backbone features).
     latent_scalars: int | None = Field(32, gt=0)
     latent_vectors: int | None = Field(16, gt=0)
-    latent_tensors: int = Field(4, ge=0, description="rank-2 latent channels (from the "
-                                "backbone's tensor_channels) read by the polarizability head; "
-                                "0 when tensor_channels is 0 and this is not given")
+    latent_tensors: int = Field(0, ge=0, description="rank-2 latent channels (from the "
+                                "backbone's tensor_channels) read by the polarizability head")
     variational: bool = Field(True, description="sample the scalar latent while training")
     vector_gate: bool = Field(True, description="gate latent vectors by the scalar features")
 
@@ -80,8 +79,6 @@ class ModelConfig(NoBooleanNumbers):
     def _compression_is_all_or_nothing(self) -> "ModelConfig":
         if (self.latent_scalars is None) != (self.latent_vectors is None):
             raise ValueError("latent_scalars and latent_vectors are both set or both null")
-        if not self.tensor_channels and "latent_tensors" not in self.model_fields_set:
-            self.latent_tensors = 0  # tensor_channels=0 alone switches all rank-2 parts off
         if self.latent_tensors and not self.tensor_channels:
             raise ValueError("latent_tensors needs rank-2 channels in the backbone "
                              "(tensor_channels > 0)")
