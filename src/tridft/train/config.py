@@ -171,7 +171,7 @@ class LossConfig(_Section):
                             "each other, or only the direct head towards -dE/dR")
     conservative_every: int = Field(
         1, ge=1, description="compute -dE/dR (its force loss and the Jacobian term) on every "
-                             "k-th step only; the steps between cost about a quarter")
+                             "k-th step only; the steps between skip the double backward")
     kl_beta: float = Field(1e-4, ge=0, description="weight of the latent KL (nats per atom)")
     kl_warmup_steps: int = Field(500, ge=0)
     balancing: Literal["fixed", "uncertainty", "gradnorm"] = "fixed"

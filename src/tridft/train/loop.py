@@ -139,7 +139,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
     objective = build_objective(loss_config, data.stats, training.force_source,
                                 extra_scales=extra_scales(tasks, data.train.records),
                                 count_average=context.average)  # shared loss denominators
-    force_mode = "both" if objective.needs_conservative_forces else "direct"
+    trains_minus_dE_dR = objective.needs_conservative_forces
     balancer = build_balancer(loss_config, tasks, model, average=context.average,
                               seed=training.seed).to(device)
     optimizer = torch.optim.AdamW(
@@ -266,7 +266,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
 
         model.train()
         # -dE/dR (a double backward) only on every k-th step when conservative_every = k.
-        conservative = force_mode == "both" \
+        conservative = trains_minus_dE_dR \
             and state.step % loss_config.conservative_every == 0
         outputs = model(batch, forces="both" if conservative else "direct")
         losses = objective(outputs, batch, state.step, conservative=conservative)

@@ -183,6 +183,12 @@ class Losses:
         return values
 
 
+def needs_minus_dE_dR(term: LossTerm | JacobianTerm | KLTerm) -> bool:
+    """Whether the term reads the conservative forces -dE/dR (a double backward)."""
+    return isinstance(term, JacobianTerm) \
+        or (isinstance(term, LossTerm) and term.output == CONSERVATIVE_FORCES)
+
+
 class Objective:
     """All loss terms of a run: the supervised tasks and the regularizers.
 
@@ -199,18 +205,16 @@ class Objective:
 
     @property
     def needs_conservative_forces(self) -> bool:
-        return (any(term.output == CONSERVATIVE_FORCES for term in self.tasks)
-                or any(isinstance(term, JacobianTerm) for term in self.regularizers))
+        return any(needs_minus_dE_dR(term) for term in self.tasks + self.regularizers)
 
     def __call__(self, outputs: dict[str, torch.Tensor], batch: Batch, step: int,
                  conservative: bool = True) -> Losses:
         """The losses of one batch. ``conservative=False``: ``outputs`` has no -dE/dR
         (a step that skips it, see LossConfig.conservative_every); the terms that need it
         count as absent for this step."""
-        tasks = [term for term in self.tasks
-                 if conservative or term.output != CONSERVATIVE_FORCES]
+        tasks = [term for term in self.tasks if conservative or not needs_minus_dE_dR(term)]
         regularizers = [term for term in self.regularizers
-                        if conservative or not isinstance(term, JacobianTerm)]
+                        if conservative or not needs_minus_dE_dR(term)]
         terms = tasks + regularizers
         sums, counts = zip(*(term.sum_and_count(outputs, batch) for term in terms))
         mean_counts = self.count_average(torch.stack(counts))  # (terms,)
