@@ -24,6 +24,7 @@ Results: docs/results/npt_water.json.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import replace
@@ -159,6 +160,15 @@ def npt_run(model, record, pressure: float, steps: int, seed: int = 0) -> dict:
             "volume_trace_every_10_steps": [float(x) for x in volumes[::10]]}
 
 
+def run_metrics(run_dir: Path) -> dict:
+    """The trained run's validation metrics (saved with the model) and test metrics
+    (its test_metrics.json, written at the end of training)."""
+    test_file = run_dir / "test_metrics.json"
+    return {"validation_metrics": load_model(run_dir / "model.pt").metadata.get(
+                "training", {}).get("validation_metrics", {}),
+            "test_metrics": json.loads(test_file.read_text()) if test_file.is_file() else {}}
+
+
 def _npt_job(model_path: Path, record, pressure: float, steps: int) -> dict:
     torch.set_num_threads(1)
     return npt_run(load_model(model_path), record, pressure, steps)
@@ -202,8 +212,7 @@ def main(argv=None) -> int:
     md_steps = 20 if args.quick else args.md_steps
     results = {"benchmark": "npt_water", "quick": args.quick, "command": sys.argv,
                "run": str(run_dir), **environment(),
-               "test_metrics": load_model(run_dir / "model.pt").metadata.get(
-                   "training", {}).get("validation_metrics", {}),
+               **run_metrics(run_dir),
                "stress_check": stress_check(model, test),
                "npt": npt_runs(run_dir / "model.pt", test[0], args.targets, md_steps,
                                args.jobs)}
