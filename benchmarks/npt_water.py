@@ -75,7 +75,7 @@ def train_water(data: Path, run_dir: Path, minutes: float, quick: bool) -> None:
                      "num_threads": 1, "warmup_steps": 1 if quick else 50},
         "run_dir": str(run_dir),
     })
-    train(config, progress=False)
+    train(config, progress=False, overwrite=quick)  # --quick retrains its scratch run every time
 
 
 def stress_check(model, records) -> dict:
@@ -160,12 +160,12 @@ def npt_run(model, record, pressure: float, steps: int, seed: int = 0) -> dict:
             "volume_trace_every_10_steps": [float(x) for x in volumes[::10]]}
 
 
-def run_metrics(run_dir: Path) -> dict:
-    """The trained run's validation metrics (saved with the model) and test metrics
+def run_metrics(run_dir: Path, model) -> dict:
+    """The trained run's validation metrics (saved with its model) and test metrics
     (its test_metrics.json, written at the end of training)."""
     test_file = run_dir / "test_metrics.json"
-    return {"validation_metrics": load_model(run_dir / "model.pt").metadata.get(
-                "training", {}).get("validation_metrics", {}),
+    return {"validation_metrics": model.metadata.get("training", {}).get(
+                "validation_metrics", {}),
             "test_metrics": json.loads(test_file.read_text()) if test_file.is_file() else {}}
 
 
@@ -180,8 +180,9 @@ def npt_runs(model_path: Path, record, targets: list[float], steps: int, jobs: i
         return [_npt_job(model_path, record, target, steps) for target in targets]
     from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(_npt_job, *zip(*[(model_path, record, target, steps)
-                                              for target in targets])))
+        futures = [pool.submit(_npt_job, model_path, record, target, steps)
+                   for target in targets]
+        return [future.result() for future in futures]
 
 
 def main(argv=None) -> int:
@@ -212,7 +213,7 @@ def main(argv=None) -> int:
     md_steps = 20 if args.quick else args.md_steps
     results = {"benchmark": "npt_water", "quick": args.quick, "command": sys.argv,
                "run": str(run_dir), **environment(),
-               **run_metrics(run_dir),
+               **run_metrics(run_dir, model),
                "stress_check": stress_check(model, test),
                "npt": npt_runs(run_dir / "model.pt", test[0], args.targets, md_steps,
                                args.jobs)}
