@@ -48,7 +48,7 @@ from tridft.md.calculator import TriDFTCalculator  # noqa: E402
 from tridft.md.dynamics import MDSettings, initial_velocities  # noqa: E402
 from tridft.md.npt import Barostat, make_npt_integrator, pressure_bar  # noqa: E402
 from tridft.model.inference import run_model  # noqa: E402
-from tridft.model.persistence import load_model  # noqa: E402
+from tridft.model.persistence import load_model, save_model, with_core_repulsion  # noqa: E402
 
 WATER = water_path()
 WATER_MASS_G = 18.015 / 6.02214076e23
@@ -206,16 +206,23 @@ def main(argv=None) -> int:
         or ROOT / "runs" / ("npt_water_quick" if args.quick else "npt_water")
     if args.run is None and (args.quick or not (run_dir / "model.pt").is_file()):
         train_water(args.data, run_dir, args.minutes, args.quick)
-    model = load_model(run_dir / "model.pt")
+    model_path = run_dir / "model.pt"
+    model = load_model(model_path)
+    core_repulsion = "trained with it"
+    if model.repulsion is None:  # trained before the prior existed: add it, unchanged inside
+        model = with_core_repulsion(model)
+        model_path = run_dir / "model_with_core_repulsion.pt"
+        save_model(model, model_path, model.metadata)
+        core_repulsion = f"added from the model's training domain ({model_path.name})"
     records = read_structures(args.data)
     splits = Splits.load(run_dir / "split.json")
     test = [records[i] for i in splits.test][:2 if args.quick else 5]
     md_steps = 20 if args.quick else args.md_steps
     results = {"benchmark": "npt_water", "quick": args.quick, "command": sys.argv,
-               "run": str(run_dir), **environment(),
+               "run": str(run_dir), "core_repulsion": core_repulsion, **environment(),
                **run_metrics(run_dir, model),
                "stress_check": stress_check(model, test),
-               "npt": npt_runs(run_dir / "model.pt", test[0], args.targets, md_steps,
+               "npt": npt_runs(model_path, test[0], args.targets, md_steps,
                                args.jobs)}
     out = args.out or (Path("/tmp/tridft-npt-water-quick.json") if args.quick
                        else RESULTS / "npt_water.json")

@@ -118,6 +118,9 @@ def test_info_shows_architecture_and_parameter_count(demo_run, capsys):
     assert f"{total:,}" in printed
     assert "polarizability, per structure" in printed
     assert re.search(rf"elements\s+H, C, O\n", printed)
+    # The core repulsion starts at the shortest training C-H distance (about 1 Angstrom).
+    ch = float(re.search(r"core repulsion below\s+.*H-C ([\d.]+)", printed).group(1))
+    assert 0.9 < ch < 1.1
     assert re.search(rf"\n  features\s+{model.config.features}\n", printed)
     split = json.loads((run_dir / "split.json").read_text())
     counts = [len(split[name]) for name in ("train", "validation", "test")]

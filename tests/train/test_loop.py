@@ -191,3 +191,13 @@ def test_time_limit_and_early_stopping_stop_cleanly(tmp_path, data_path):
                                          "warmup_steps": 0}),
                    progress=False)
     assert result.stopped_because == "early_stopping" and result.steps < 1000
+
+
+def test_the_core_repulsion_starts_at_the_shortest_training_distances(tmp_path, data_path):
+    train(tiny_config(tmp_path / "run", data_path), progress=False)
+    model = load_model(tmp_path / "run" / "model.pt")
+    shortest = model.metadata["domain"]["min_distance"]  # of the training split
+    for pair, (a, b) in {"1-6": (1, 6), "6-8": (6, 8), "1-1": (1, 1)}.items():
+        assert float(model.repulsion.onsets[a, b]) == pytest.approx(shortest[pair], rel=1e-6)
+        assert float(model.repulsion.onsets[b, a]) == float(model.repulsion.onsets[a, b])
+    assert 0.9 < float(model.repulsion.onsets[1, 6]) < 1.1  # a C-H bond, Angstrom

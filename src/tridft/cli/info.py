@@ -82,7 +82,20 @@ def _architecture(model) -> list[str]:
     lines += [_row(name, f"{head.kind}, per {head.level}") for name, head in model.heads.items()]
     elements = ", ".join(chemical_symbols[z] for z in model.elements) or "not recorded"
     lines += ["", _row("elements", elements, indent=0)]
-    return lines
+    return lines + _repulsion(model)
+
+
+def _repulsion(model) -> list[str]:
+    """Where the core repulsion starts for each pair of the model's elements (Angstrom)."""
+    from ase.data import chemical_symbols
+
+    repulsion = getattr(model, "repulsion", None)
+    if repulsion is None or not repulsion.active:
+        return [_row("core repulsion", "none", indent=0)]
+    onsets = repulsion.onsets
+    pairs = [f"{chemical_symbols[a]}-{chemical_symbols[b]} {float(onsets[a, b]):.3g}"
+             for k, a in enumerate(model.elements) for b in model.elements[k:]]
+    return [_row("core repulsion below", ", ".join(pairs) + " Angstrom", indent=0)]
 
 
 def count_parameters(module) -> int:

@@ -27,6 +27,7 @@ from tridft.model.bottleneck import Bottleneck, IdentityBottleneck, Latent
 from tridft.model.config import ModelConfig
 from tridft.model.heads import (DirectForceHead, EnergyHead, Head, PolarizabilityHead,
                                 build_head)
+from tridft.model.repulsion import CoreRepulsion
 
 ENERGY = "energy"
 FORCES = "forces"
@@ -48,6 +49,8 @@ class TriDFTModel(nn.Module):
         self.bottleneck = bottleneck
         self.heads = nn.ModuleDict({head.name: head for head in heads})
         self.elements = sorted(int(z) for z in elements)  # atomic numbers seen in training
+        # Zero until set_onsets gives it the training set's shortest distances.
+        self.repulsion = CoreRepulsion() if config.core_repulsion else None
 
     @property
     def cutoff(self) -> float:
@@ -80,6 +83,12 @@ class TriDFTModel(nn.Module):
             outputs = {name: head(latent, batch) for name, head in self.heads.items()
                        if not (forces == "conservative" and name == FORCES)
                        and (head.periodic or not periodic)}
+            if self.repulsion is not None and (ENERGY in outputs or FORCES in outputs):
+                repulsion_energy, repulsion_forces = self.repulsion(batch)
+                if ENERGY in outputs:
+                    outputs[ENERGY] = outputs[ENERGY] + repulsion_energy
+                if FORCES in outputs:
+                    outputs[FORCES] = outputs[FORCES] + repulsion_forces
             if want_conservative:
                 (gradient,) = torch.autograd.grad(outputs[ENERGY].sum(), batch.positions,
                                                   create_graph=self.training)

@@ -51,9 +51,10 @@ def model_from_dict(payload: dict, source: str = "model") -> TriDFTModel:
                               f"{payload['format_version']}); upgrade tridft")
     try:
         # Models saved before message_normalization existed divided by the mean count;
-        # those saved before rank-2 channels existed had none.
+        # those saved before rank-2 channels existed had none, nor a core repulsion.
         config = ModelConfig(**{"message_normalization": "mean", "tensor_channels": 0,
-                                "latent_tensors": 0, **payload["config"]})
+                                "latent_tensors": 0, "core_repulsion": False,
+                                **payload["config"]})
         model = build_model(config, head_specs=payload["heads"])
         model.elements = list(payload.get("elements", []))
         model.load_state_dict(payload["state_dict"])
@@ -71,6 +72,25 @@ def model_from_dict(payload: dict, source: str = "model") -> TriDFTModel:
             raise CheckpointError(f"{source}: damaged uncertainty calibration ({error})") \
                 from None
     return model
+
+
+def with_core_repulsion(model: TriDFTModel) -> TriDFTModel:
+    """A copy of ``model`` (trained before the core repulsion existed) with the prior added
+    from the training domain saved in its metadata; predictions inside that domain are
+    unchanged (the prior is zero there). See tridft.model.repulsion."""
+    from tridft.data.domain import Domain
+
+    domain = (getattr(model, "metadata", None) or {}).get("domain")
+    if not domain:
+        raise CheckpointError("the model file holds no training domain: the shortest "
+                              "training distances where the core repulsion starts are unknown")
+    payload = model_to_dict(model, getattr(model, "metadata", None))
+    payload["config"]["core_repulsion"] = True
+    table = torch.from_numpy(Domain.from_dict(domain).shortest_table())
+    clone = model_from_dict({**payload, "state_dict": {
+        **payload["state_dict"], "repulsion.onsets": torch.zeros(119, 119)}})
+    clone.repulsion.set_onsets(table)
+    return clone.to(next(model.parameters()).dtype).train(model.training)
 
 
 def atomic_torch_save(payload: dict, path: str | os.PathLike) -> None:

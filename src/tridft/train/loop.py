@@ -124,7 +124,10 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
     data = load_data(config, run_dir, resume)
 
     # ---- model, losses, balancing, optimizer, schedule, weight average ------------------------
-    model = data.plan.build_model(config.model, data.stats, data.train.records).to(device)
+    model = data.plan.build_model(config.model, data.stats, data.train.records)
+    if model.repulsion is not None and data.domain is not None:  # the prior starts where data ends
+        model.repulsion.set_onsets(torch.from_numpy(data.domain.shortest_table()))
+    model = model.to(device)
     loss_config = data.plan.loss_config(config.loss)  # every label the data carries
     tasks = loss_config.tasks()
     # Nothing is written before the data and the tasks are known to be usable.

@@ -202,6 +202,9 @@ def atomic_contributions(model: TriDFTModel, record: Record) -> ase.Atoms:
         for name, head in model.heads.items():
             for key, value in _per_atom_arrays(name, head, latent, batch).items():
                 atoms.arrays[key] = value.double().numpy()
+        if "atomic_energy" in atoms.arrays and getattr(model, "repulsion", None) is not None:
+            # The core repulsion's share (zero inside the training domain).
+            atoms.arrays["atomic_energy"] += model.repulsion.atomic_energies(batch).double().numpy()
     if "atomic_energy" in atoms.arrays:
         atoms.info["energy"] = float(atoms.arrays["atomic_energy"].sum())
     if "atomic_polarizability" in atoms.arrays:
