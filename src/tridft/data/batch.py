@@ -75,16 +75,21 @@ class Batch:
     def n_structures(self) -> int:
         return int(self.n_atoms.shape[0])
 
-    def edge_vectors(self) -> torch.Tensor:
-        """(E, 3) Angstrom: r_ij = r_j - r_i + shift @ cell, differentiable in positions and cell."""
+    def edge_vectors(self, edges: torch.Tensor | None = None) -> torch.Tensor:
+        """(E, 3) Angstrom: r_ij = r_j - r_i + shift @ cell, differentiable in positions and
+        cell; of the edges numbered ``edges`` (M,) only, (M, 3), when given."""
         centers, neighbors = self.edge_index
+        shifts = self.cell_shifts
+        if edges is not None:
+            centers, neighbors = centers.index_select(0, edges), neighbors.index_select(0, edges)
+            shifts = shifts.index_select(0, edges)
         # index_select, not advanced indexing: several times faster on a CPU, in the
         # forward pass and (as index_add) in the backward passes of training.
         vectors = self.positions.index_select(0, neighbors) \
             - self.positions.index_select(0, centers)
         if bool(self.pbc.any()):  # molecules have no cell shifts: skip the cell term
             cells = self.cell.index_select(0, self.structure_index.index_select(0, centers))
-            vectors = vectors + torch.einsum("ek,ekl->el", self.cell_shifts, cells)
+            vectors = vectors + torch.einsum("ek,ekl->el", shifts, cells)
         return vectors
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> "Batch":

@@ -66,57 +66,73 @@ class CoreRepulsion(nn.Module):
     def active(self) -> bool:
         return bool((self.onsets > 0).any())
 
-    def pair_terms(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(energy per directed edge (E,) eV, dV/dr (E,) eV/Angstrom, edge vectors (E, 3))."""
-        vectors = batch.edge_vectors()  # (E, 3) Angstrom, differentiable in positions and cell
-        centers, neighbors = batch.edge_index
-        z_i = batch.numbers.index_select(0, centers)
-        z_j = batch.numbers.index_select(0, neighbors)
-        onset = self.onsets[z_i, z_j].to(vectors.dtype)  # (E,) Angstrom
+    def close_edges(self, batch) -> torch.Tensor:
+        """(M,) the numbers of the edges shorter than their pair's onset. Found without
+        autograd: on training structures there are none, and the terms below then cost
+        next to nothing (no graph over all E edges)."""
+        with torch.no_grad():
+            centers, neighbors = batch.edge_index
+            codes = batch.numbers.index_select(0, centers) * N_ELEMENTS \
+                + batch.numbers.index_select(0, neighbors)
+            onset = self.onsets.reshape(-1).index_select(0, codes)  # (E,) Angstrom
+            r = torch.linalg.vector_norm(batch.edge_vectors(), dim=-1)
+            return torch.nonzero((r < onset.to(r.dtype)) & (onset > 0)).reshape(-1)
+
+    def pair_terms(self, batch, edges: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For the edges numbered ``edges`` (M,): (energy per directed edge (M,) eV,
+        dV/dr (M,) eV/Angstrom, edge vectors (M, 3) Angstrom)."""
+        vectors = batch.edge_vectors(edges)  # differentiable in positions and cell
+        z_i = batch.numbers.index_select(0, batch.edge_index[0].index_select(0, edges))
+        z_j = batch.numbers.index_select(0, batch.edge_index[1].index_select(0, edges))
+        onset = self.onsets.reshape(-1).index_select(0, z_i * N_ELEMENTS + z_j).to(vectors.dtype)
         r = torch.linalg.vector_norm(vectors, dim=-1)
-        inside = (r < onset) & (onset > 0)
-        # Outside the onset the terms are exactly zero; a safe r keeps their gradients finite.
-        r_safe = torch.where(inside, r, onset.clamp(min=1.0))
+        # r < onset for these edges; the clamp only keeps a rounding-level overshoot at zero.
+        s = (r / onset).clamp(max=1.0)
         zz = (z_i * z_j).to(vectors.dtype)
         a = SCREENING_LENGTH / (z_i.to(vectors.dtype) ** 0.23 + z_j.to(vectors.dtype) ** 0.23)
-        x = r_safe / a
+        x = r / a
         phi = torch.zeros_like(x)
         phi_slope = torch.zeros_like(x)  # dphi/dx
         for c, d in zip(PHI_COEFFICIENTS, PHI_EXPONENTS):
             term = c * torch.exp(-d * x)
             phi = phi + term
             phi_slope = phi_slope - d * term
-        coulomb = COULOMB * zz / r_safe
+        coulomb = COULOMB * zz / r
         v = coulomb * phi  # eV
-        v_slope = coulomb * (phi_slope / a - phi / r_safe)  # dV/dr, eV/Angstrom
+        v_slope = coulomb * (phi_slope / a - phi / r)  # dV/dr, eV/Angstrom
         p = ENVELOPE_EXPONENT
-        s = r_safe / torch.where(inside, onset, torch.ones_like(onset))
         u = (1 - (p + 1) * (p + 2) / 2 * s**p + p * (p + 2) * s ** (p + 1)
              - p * (p + 1) / 2 * s ** (p + 2))
         u_slope = (-(p + 1) * (p + 2) / 2 * p * s ** (p - 1) + p * (p + 2) * (p + 1) * s**p
-                   - p * (p + 1) / 2 * (p + 2) * s ** (p + 1)) / torch.where(
-                       inside, onset, torch.ones_like(onset))  # du/dr
-        zero = torch.zeros_like(r)
-        energy = torch.where(inside, v * u, zero)
-        slope = torch.where(inside, v_slope * u + v * u_slope, zero)
-        return energy, slope, vectors
+                   - p * (p + 1) / 2 * (p + 2) * s ** (p + 1)) / onset  # du/dr
+        return v * u, v_slope * u + v * u_slope, vectors
 
     def atomic_energies(self, batch) -> torch.Tensor:
         """(N,) eV: half of each pair's energy to each of its atoms."""
-        energy, _, _ = self.pair_terms(batch)
+        edges = self.close_edges(batch)
+        energy, _, _ = self.pair_terms(batch, edges)
         # Every pair appears as two directed edges: each carries half of the pair energy.
-        return scatter_sum(0.5 * energy, batch.edge_index[0], batch.positions.shape[0])
+        centers = batch.edge_index[0].index_select(0, edges)
+        return scatter_sum(0.5 * energy, centers, batch.positions.shape[0])
 
     def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(energy (S,) eV, forces (N, 3) eV/Angstrom) of the repulsion."""
-        energy, slope, vectors = self.pair_terms(batch)
-        centers, neighbors = batch.edge_index
+        edges = self.close_edges(batch)
+        n_atoms = batch.positions.shape[0]
+        if edges.numel() == 0 and not torch.jit.is_tracing():
+            # Every training step: nothing to add, and ~60 tiny operations (forward and both
+            # backward passes) saved. A trace (tridft export) keeps the general path.
+            return (batch.positions.new_zeros(batch.n_structures),
+                    batch.positions.new_zeros(n_atoms, 3))
+        energy, slope, vectors = self.pair_terms(batch, edges)
+        centers = batch.edge_index[0].index_select(0, edges)
+        neighbors = batch.edge_index[1].index_select(0, edges)
         # Every pair appears as two directed edges: each carries half of the pair energy.
-        per_atom = scatter_sum(0.5 * energy, centers, batch.positions.shape[0])
+        per_atom = scatter_sum(0.5 * energy, centers, n_atoms)
         energies = scatter_sum(per_atom, batch.structure_index, batch.n_structures)
         # dE/dx_j = +1/2 dV/dr u_ij and dE/dx_i = -1/2 dV/dr u_ij for the edge i -> j.
-        r = torch.linalg.vector_norm(vectors.detach(), dim=-1).clamp(min=1e-12)
-        pull = (0.5 * slope.detach() / r).unsqueeze(-1) * vectors.detach()  # (E, 3)
-        forces = scatter_sum(pull, centers, batch.positions.shape[0]) \
-            - scatter_sum(pull, neighbors, batch.positions.shape[0])
+        r = torch.linalg.vector_norm(vectors.detach(), dim=-1)
+        pull = (0.5 * slope.detach() / r).unsqueeze(-1) * vectors.detach()  # (M, 3)
+        forces = scatter_sum(pull, centers, n_atoms) - scatter_sum(pull, neighbors, n_atoms)
         return energies, forces
