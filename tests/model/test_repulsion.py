@@ -10,7 +10,8 @@ from tests.physics.helpers import (dimer, ethanol, finite_difference_forces, per
 from tests.physics.test_stress import finite_difference_stress, model_stress
 from tridft.data.batch import collate
 from tridft.data.domain import Domain
-from tridft.model.persistence import load_model, model_from_dict, model_to_dict, save_model
+from tridft.model.persistence import (load_model, model_from_dict, model_to_dict, save_model,
+                                      with_core_repulsion)
 from tridft.model.repulsion import CoreRepulsion
 
 
@@ -123,10 +124,7 @@ def test_onsets_are_saved_with_the_model_and_old_files_have_no_prior(tmp_path, t
     assert model_from_dict(payload).repulsion is None
 
 
-
 def test_a_model_saved_without_the_prior_gains_it_from_its_training_domain(training_set):
-    from tridft.model.persistence import with_core_repulsion
-
     model = without_repulsion(trained_onsets_model(training_set))
     model.metadata = {"domain": Domain.from_records(training_set, model.cutoff).to_dict()}
     upgraded = with_core_repulsion(model)

@@ -18,6 +18,7 @@ from tridft.errors import CheckpointError
 from tridft.files import atomic_output
 from tridft.model.config import ModelConfig
 from tridft.model.model import TriDFTModel, build_model
+from tridft.model.repulsion import N_ELEMENTS
 
 FORMAT = "tridft-model"
 FORMAT_VERSION = 1
@@ -88,7 +89,7 @@ def with_core_repulsion(model: TriDFTModel) -> TriDFTModel:
     payload["config"]["core_repulsion"] = True
     table = torch.from_numpy(Domain.from_dict(domain).shortest_table())
     clone = model_from_dict({**payload, "state_dict": {
-        **payload["state_dict"], "repulsion.onsets": torch.zeros(119, 119)}})
+        **payload["state_dict"], "repulsion.onsets": torch.zeros(N_ELEMENTS, N_ELEMENTS)}})
     clone.repulsion.set_onsets(table)
     return clone.to(next(model.parameters()).dtype).train(model.training)
 
