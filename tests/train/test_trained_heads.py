@@ -66,6 +66,22 @@ def test_polarizabilities_and_dipoles_alone_train_and_report_only_those(tmp_path
     assert "energy" not in out and "force" not in out and "dE/dR" not in out
 
 
+def test_equilibrated_dipole_charges_are_trained_and_saved(tmp_path, ethanol):
+    """model.dipole_charges reaches the dipole head, and the saved model rebuilds it."""
+    config = tiny_config(tmp_path / "run", ethanol, training={"max_steps": 4},
+                         model={"dipole_charges": "equilibrated"},
+                         data={"keys": {"energy": None, "forces": None}})
+    result = train(config, progress=False)
+    model = load_model(result.best_model_path)
+    assert model.heads["dipole"].charges == "equilibrated"
+    assert np.isfinite(result.metrics["dipole_mae"])
+    records = read_structures(ethanol)[:3]
+    first = predict(model, records, energy=False)
+    again = predict(load_model(result.best_model_path), records, energy=False)
+    assert all(np.array_equal(a["dipole"], b["dipole"]) for a, b in zip(first, again))
+    assert float(np.abs(first[0]["dipole"]).max()) > 0
+
+
 def test_a_further_label_gets_its_head(tmp_path):
     path = write_ethanol_subset(tmp_path / "ethanol.extxyz", 12)
     frames = ase.io.read(path, index=":")

@@ -73,6 +73,10 @@ class ModelConfig(NoBooleanNumbers):
         8, ge=0, description="radial functions of the polarizability's per-neighbour "
                              "anisotropic term (0: none)")
 
+    dipole_charges: Literal["local", "equilibrated"] = Field(
+        "local", description="the dipole head's charges: from each atom's environment, or "
+                             "equilibrated over the molecule (model/charge_equilibration.py)")
+
     core_repulsion: bool = Field(True, description="screened nuclear (ZBL) repulsion below "
                                  "the shortest distance of each element pair in training; "
                                  "zero on every training structure (model/repulsion.py)")

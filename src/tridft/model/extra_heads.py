@@ -24,6 +24,7 @@ from torch import nn
 from tridft.data.batch import Batch
 from tridft.errors import InputError
 from tridft.model.bottleneck import Latent
+from tridft.model.charge_equilibration import equilibrated_charges
 from tridft.model.heads import HEAD_TYPES, GatedEquivariantBlock, Head, PolarizabilityHead, mlp
 from tridft.model.scatter import scatter_sum
 
@@ -139,24 +140,51 @@ class DipoleHead(_ScaledHead):
     0 when absent), so for a neutral molecule mu does not depend on the origin and
     is exactly translation invariant. Periodic structures are refused: with
     positions inside a cell the dipole is not well defined.
+
+    charges="equilibrated": instead of local charges, the MLP gives each atom an
+    electronegativity chi_i = scale * c_i and a hardness J_i = softplus(h_i), and the
+    charges minimise a Gaussian-charge electrostatic energy of the whole molecule
+    (tridft.model.charge_equilibration), so they respond to atoms beyond the cutoff.
     """
 
     kind = "dipole"
     periodic = False
+    CHARGE_MODELS = ("local", "equilibrated")
 
     def __init__(self, name: str, latent_scalars: int, latent_vectors: int, hidden: int,
-                 scale: float = 1.0):
+                 scale: float = 1.0, charges: str = "local"):
+        if charges not in self.CHARGE_MODELS:
+            raise ValueError(f"charges must be one of {', '.join(self.CHARGE_MODELS)}, "
+                             f"not '{charges}'")
         super().__init__(name, latent_scalars, latent_vectors, hidden, scale)
-        self.charge_mlp = mlp(latent_scalars, hidden, 1)
+        if charges != "local":  # absent from the spec of local-charge heads
+            self.options["charges"] = charges
+        self.charges = charges
+        self.charge_mlp = mlp(latent_scalars, hidden, 1 if charges == "local" else 2)
+        if charges == "equilibrated":
+            from ase.data import covalent_radii
+
+            # (119,) Angstrom: the Gaussian charge widths, the covalent radius of each element.
+            self.register_buffer("charge_widths", torch.as_tensor(covalent_radii,
+                                                                  dtype=torch.float32))
         self.atomic_dipole_readout = AtomVectorReadout(latent_scalars, latent_vectors, hidden)
 
     def atomic_charges(self, latent: Latent, batch: Batch) -> torch.Tensor:
         """(N,) e, summing to each structure's total charge."""
+        if self.charges == "equilibrated":
+            return self._equilibrated_charges(latent, batch)
         raw = self.charge_mlp(latent.scalars).squeeze(-1) * self.scale  # (N,)
         counts = batch.n_atoms.to(raw.dtype)  # (S,)
         excess = scatter_sum(raw, batch.structure_index, batch.n_structures) \
             - total_charge(batch, raw.dtype)  # (S,) e
         return raw - (excess / counts)[batch.structure_index]
+
+    def _equilibrated_charges(self, latent: Latent, batch: Batch) -> torch.Tensor:
+        chi, h = self.charge_mlp(latent.scalars).unbind(-1)  # (N,) each
+        widths = self.charge_widths.to(chi.dtype)[batch.numbers]  # (N,) Angstrom
+        return equilibrated_charges(chi * self.scale, nn.functional.softplus(h), widths,
+                                    batch.positions, batch.structure_index,
+                                    total_charge(batch, chi.dtype))
 
     def atomic_dipoles(self, latent: Latent, batch: Batch) -> torch.Tensor:
         """(N, 3) e*Angstrom, the position-free part of the dipole."""

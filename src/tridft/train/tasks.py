@@ -97,7 +97,8 @@ class TaskPlan:
                                      model_config.latent_vector_width, model_config.head_hidden,
                                      dipole_scale=getattr(stats, "dipole_scale", None),
                                      edge_basis=model_config.polarizability_edge_basis,
-                                     cutoff=model_config.cutoff)
+                                     cutoff=model_config.cutoff,
+                                     dipole_charges=model_config.dipole_charges)
             model.add_head(head.to(device=parameter.device, dtype=parameter.dtype))
         return model
 

@@ -205,7 +205,8 @@ def finetune(model: TriDFTModel, records: Sequence[Record], options: FinetuneOpt
     head = target.build_head(train_records, config.latent_scalar_width,
                              config.latent_vector_width, options.hidden or config.head_hidden,
                              dipole_scale=dipole_scale,
-                             edge_basis=config.polarizability_edge_basis, cutoff=config.cutoff)
+                             edge_basis=config.polarizability_edge_basis, cutoff=config.cutoff,
+                             dipole_charges=config.dipole_charges)
     head.to(device=next(model.parameters()).device, dtype=dtype)
     model.add_head(head)
     if options.freeze != "latent":

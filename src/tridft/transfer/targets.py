@@ -111,10 +111,11 @@ class Target:
 
     def build_head(self, records: Sequence[Record], latent_scalars: int, latent_vectors: int,
                    hidden: int, dipole_scale: float | None = None, edge_basis: int = 0,
-                   cutoff: float = 5.0) -> Head:
+                   cutoff: float = 5.0, dipole_charges: str = "local") -> Head:
         """A new head for this target, its output scale and shift set from ``records``
         (the training structures, already conformed). ``edge_basis`` and ``cutoff``: the
-        per-neighbour term of a structure_tensor head (see PolarizabilityHead)."""
+        per-neighbour term of a structure_tensor head (see PolarizabilityHead);
+        ``dipole_charges``: the charge model of a dipole head (see DipoleHead)."""
         labels = [np.asarray(self.value(r), dtype=np.float64) for r in records]
         sizes = np.array([r.n_atoms for r in records], dtype=np.float64)
         widths = dict(latent_scalars=latent_scalars, latent_vectors=latent_vectors,
@@ -133,7 +134,7 @@ class Target:
             return StructureVectorHead(self.name, scale=rms(np.stack(labels)), **widths)
         if self.kind == "dipole":
             scale = dipole_scale if dipole_scale is not None else rms(np.stack(labels))
-            return DipoleHead(self.name, scale=scale, **widths)
+            return DipoleHead(self.name, scale=scale, charges=dipole_charges, **widths)
         # structure_tensor: the polarizability head's statistics, per atom.
         mean, scale = polarizability_statistics(labels, sizes)
         return StructureTensorHead(self.name, channels=8, scale=scale, shift=mean,
