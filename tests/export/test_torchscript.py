@@ -124,14 +124,15 @@ def test_the_torchscript_neighbour_list_is_vesins():
         assert ours == theirs
 
 
-def test_a_dipole_head_exports_and_is_left_out_for_cells():
+@pytest.mark.parametrize("charges", ["local", "equilibrated"])
+def test_a_dipole_head_exports_and_is_left_out_for_cells(charges):
     from tridft.export.torchscript import build_program, check_program
     from tridft.model.extra_heads import DipoleHead
 
     model = perturbed_model(seed=4)
     c = model.config
     model.add_head(DipoleHead("dipole", c.latent_scalar_width, c.latent_vector_width,
-                              c.head_hidden).to(torch.float64))
+                              c.head_hidden, charges=charges).to(torch.float64))
     program = build_program(model)
     assert check_program(program, model)["energy"] < 1e-10
     molecule = as_inputs(record_from_atoms(_ethanol_frames()[0]), model.cutoff)

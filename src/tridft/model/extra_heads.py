@@ -19,6 +19,7 @@ saved model is loaded (``tridft.model`` imports it).
 from __future__ import annotations
 
 import torch
+from ase.data import covalent_radii
 from torch import nn
 
 from tridft.data.batch import Batch
@@ -162,8 +163,6 @@ class DipoleHead(_ScaledHead):
         self.charges = charges
         self.charge_mlp = mlp(latent_scalars, hidden, 1 if charges == "local" else 2)
         if charges == "equilibrated":
-            from ase.data import covalent_radii
-
             # (119,) Angstrom: the Gaussian charge widths, the covalent radius of each element.
             self.register_buffer("charge_widths", torch.as_tensor(covalent_radii,
                                                                   dtype=torch.float32))
