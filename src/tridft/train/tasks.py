@@ -93,12 +93,8 @@ class TaskPlan:
         parameter = next(model.parameters())
         for target in self.targets.values():
             labelled = [r for r in train_records if target.value(r) is not None]
-            head = target.build_head(labelled, model_config.latent_scalar_width,
-                                     model_config.latent_vector_width, model_config.head_hidden,
-                                     dipole_scale=getattr(stats, "dipole_scale", None),
-                                     edge_basis=model_config.polarizability_edge_basis,
-                                     cutoff=model_config.cutoff,
-                                     dipole_charges=model_config.dipole_charges)
+            head = target.build_head(labelled, model_config,
+                                     dipole_scale=getattr(stats, "dipole_scale", None))
             model.add_head(head.to(device=parameter.device, dtype=parameter.dtype))
         return model
 

@@ -201,12 +201,8 @@ def finetune(model: TriDFTModel, records: Sequence[Record], options: FinetuneOpt
     train_indices = list(range(len(train_records)))
     validation_indices = list(range(len(train_records), len(dataset)))
     dipole_scale = dataset.stats(train_indices).dipole_scale if target.kind == "dipole" else None
-    config = model.config
-    head = target.build_head(train_records, config.latent_scalar_width,
-                             config.latent_vector_width, options.hidden or config.head_hidden,
-                             dipole_scale=dipole_scale,
-                             edge_basis=config.polarizability_edge_basis, cutoff=config.cutoff,
-                             dipole_charges=config.dipole_charges)
+    head = target.build_head(train_records, model.config, options.hidden,
+                             dipole_scale=dipole_scale)
     head.to(device=next(model.parameters()).device, dtype=dtype)
     model.add_head(head)
     if options.freeze != "latent":

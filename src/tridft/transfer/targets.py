@@ -26,6 +26,7 @@ from tridft.data.stats import polarizability_statistics, rms
 from tridft.errors import InputError
 from tridft.model.extra_heads import (AtomScalarHead, DipoleHead, StructureScalarHead,
                                       StructureTensorHead, StructureVectorHead)
+from tridft.model.config import ModelConfig
 from tridft.model.heads import Head
 
 # A spread below this is "no spread": the neutral scale 1 is used instead.
@@ -109,17 +110,18 @@ class Target:
 
     # --- the head ----------------------------------------------------------------------
 
-    def build_head(self, records: Sequence[Record], latent_scalars: int, latent_vectors: int,
-                   hidden: int, dipole_scale: float | None = None, edge_basis: int = 0,
-                   cutoff: float = 5.0, dipole_charges: str = "local") -> Head:
-        """A new head for this target, its output scale and shift set from ``records``
-        (the training structures, already conformed). ``edge_basis`` and ``cutoff``: the
-        per-neighbour term of a structure_tensor head (see PolarizabilityHead);
-        ``dipole_charges``: the charge model of a dipole head (see DipoleHead)."""
+    def build_head(self, records: Sequence[Record], config: ModelConfig, hidden: int | None = None,
+                   dipole_scale: float | None = None) -> Head:
+        """A new head for this target on a model of ``config``, its output scale and shift
+        set from ``records`` (the training structures, already conformed). From ``config``:
+        the latent widths, the per-neighbour term of a structure_tensor head (see
+        PolarizabilityHead) and the charge model of a dipole head (see DipoleHead);
+        ``hidden`` overrides its head width."""
         labels = [np.asarray(self.value(r), dtype=np.float64) for r in records]
         sizes = np.array([r.n_atoms for r in records], dtype=np.float64)
-        widths = dict(latent_scalars=latent_scalars, latent_vectors=latent_vectors,
-                      hidden=hidden)
+        widths = dict(latent_scalars=config.latent_scalar_width,
+                      latent_vectors=config.latent_vector_width,
+                      hidden=hidden or config.head_hidden)
         if self.kind == "structure_scalar":
             values = np.array([float(v) for v in labels])
             per_atom = values / sizes if self.extensive else values
@@ -134,11 +136,12 @@ class Target:
             return StructureVectorHead(self.name, scale=rms(np.stack(labels)), **widths)
         if self.kind == "dipole":
             scale = dipole_scale if dipole_scale is not None else rms(np.stack(labels))
-            return DipoleHead(self.name, scale=scale, charges=dipole_charges, **widths)
+            return DipoleHead(self.name, scale=scale, charges=config.dipole_charges, **widths)
         # structure_tensor: the polarizability head's statistics, per atom.
         mean, scale = polarizability_statistics(labels, sizes)
         return StructureTensorHead(self.name, channels=8, scale=scale, shift=mean,
-                                   edge_basis=edge_basis, cutoff=cutoff, **widths)
+                                   edge_basis=config.polarizability_edge_basis,
+                                   cutoff=config.cutoff, **widths)
 
     def loss_scale(self, records: Sequence[Record]) -> float:
         """Spread of the label components over ``records``: residuals are divided by it."""
