@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/qm7b.py multitask   # ~30 min -> docs/results/qm7b_multitask.json
     .venv/bin/python benchmarks/qm7b.py SECTION --quick   # seconds, same schema, temp file
     .venv/bin/python benchmarks/qm7b.py plots       # docs/figures/qm7b_*.png from the results
+    .venv/bin/python benchmarks/qm7b.py base-molecules --out BASE.extxyz  # to label, below
 
 Data: ../shared/data/qm7b_ccsd_alpha_mu_1000.extxyz, 1000 different molecules (5-23
 atoms; H C N O S Cl), CCSD polarizability tensors and dipoles in atomic units, read
@@ -27,7 +28,10 @@ do not depend on what else the machine runs):
                (c) the same architecture from scratch on the n dipoles alone.
                reverse: a base model trained on the DIPOLES of the base molecules; a
                polarizability head from n new-label molecules, (a) (b) (c) likewise.
-               Two seeds (which n molecules).
+               Two seeds (which n molecules). With --pretrain LABELS.extxyz the base
+               models also learn energies and forces of the base molecules, e.g. at
+               a cheap level of theory: `tridft label BASE.extxyz -o LABELS.extxyz
+               --xc HF --basis sto-3g --auxbasis auto` (~3 CPU-s per molecule).
     multitask  partial labels: polarizability on all 900, dipole on 10, 25, 50 % of them
                (multi-task) against the dipole model trained on that subset alone;
                label noise: Gaussian noise of half the label's spread on both labels,
@@ -49,6 +53,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import ase.io
 import numpy as np
 import torch
 import yaml
@@ -132,7 +137,7 @@ class Molecules:
 
 def main(argv=None) -> int:
     parser = common.parser(__doc__.splitlines()[0])
-    parser.add_argument("section", choices=sorted(SETTINGS) + ["plots"])
+    parser.add_argument("section", choices=sorted(SETTINGS) + ["plots", "base-molecules"])
     parser.add_argument("--model", default="", metavar="KEY=VALUE,...",
                         help="model options of every trained model (transfer: the base and "
                              "scratch models), e.g. latent_scalars=null,latent_vectors=null "
@@ -141,9 +146,21 @@ def main(argv=None) -> int:
                         help="transfer: these label counts instead of the default grid")
     parser.add_argument("--variants", default=None, metavar="NAME,...",
                         help=f"transfer: a subset of {','.join(VARIANTS)}")
+    parser.add_argument("--pretrain", type=Path, default=None, metavar="LABELS.extxyz",
+                        help="transfer: the base models also learn the energies and forces "
+                             "of the base molecules from this file (`tridft label` output "
+                             "for the molecules benchmarks/qm7b.py base-molecules writes, "
+                             "matched by its source_index)")
     args = parser.parse_args(argv)
     if args.section == "plots":
         plot_results(common.RESULTS, common.FIGURES)
+        return 0
+    if args.section == "base-molecules":  # the structures to label for --pretrain
+        molecules = Molecules(args.quick)
+        path = args.out or common.ROOT / "runs" / "qm7b_base_molecules.extxyz"
+        common.write_extxyz([replace(r, polarizability=None, dipole=None) for r in
+                             molecules.pool[:QUICK_BASE if args.quick else N_BASE]], path)
+        print(f"base molecules: {path}")
         return 0
     common.setup_logging()
     logging.getLogger("tridft.transfer.finetune").setLevel(logging.ERROR)
@@ -158,6 +175,8 @@ def main(argv=None) -> int:
         settings["label_counts"] = [int(n) for n in args.label_counts.split(",")]
     if args.variants:
         settings["variants"] = args.variants.split(",")
+    if args.pretrain:
+        settings["pretrain"] = str(args.pretrain)
     molecules = Molecules(args.quick)
     name = f"qm7b_{args.section}"
     results = common.ResultsFile.open(
@@ -171,6 +190,7 @@ def main(argv=None) -> int:
         args.quick, resume=not args.fresh)
     # Base models are reused from here: another --model gets another folder.
     tag = ("-" + args.model.replace("=", "_").replace(",", "-")) if args.model else ""
+    tag += f"-pretrain_{args.pretrain.stem}" if args.pretrain else ""
     keep = args.keep_runs or common.ROOT / "runs" / (name + tag + ("-quick" if args.quick else ""))
     section = {"curve": curve, "transfer": transfer, "multitask": multitask}[args.section]
     section(molecules, settings, results, keep, args.seeds or (1 if args.quick else 2))
@@ -252,6 +272,8 @@ def curve(molecules: Molecules, settings: dict, results, keep: Path, seeds: int)
 def transfer(molecules: Molecules, settings: dict, results, keep: Path, seeds: int) -> None:
     n_base = QUICK_BASE if molecules.quick else N_BASE
     base, new = molecules.pool[:n_base], molecules.pool[n_base:]
+    if settings.get("pretrain"):
+        base = with_energies_and_forces(base, Path(settings["pretrain"]))
     directions = {"forward": ("polarizability", DIPOLE), "reverse": ("dipole", ALPHA)}
     base_paths = {}
     for direction, (base_label, _) in directions.items():
@@ -282,6 +304,28 @@ def transfer(molecules: Molecules, settings: dict, results, keep: Path, seeds: i
                             point["seed"])
 
     common.run_grid(results, grid, run_one)
+
+
+def with_energies_and_forces(base: list[Record], path: Path) -> list[Record]:
+    """The base molecules with the energies and forces of ``path`` (`tridft label` output
+    for the structures of the base-molecules section; frame i of that file is base[i])."""
+    labelled = read_structures(path, KeyMap(polarizability=None, dipole=None))
+    # `tridft label` appends frames as they finish; source_index is the input's frame.
+    indices = [int(atoms.info["source_index"]) for atoms in ase.io.read(path, ":")]
+    by_index = dict(zip(indices, labelled))
+    missing = [i for i in range(len(base)) if i not in by_index]
+    if missing:
+        raise SystemExit(f"{path}: no labels for {len(missing)} of the {len(base)} base "
+                         f"molecules (first: source_index {missing[0]}); finish the labelling")
+    out = []
+    for i, record in enumerate(base):
+        labels = by_index[i]
+        if not (np.array_equal(labels.numbers, record.numbers)
+                and np.allclose(labels.positions, record.positions, atol=1e-6)):
+            raise SystemExit(f"{path}: source_index {i} is not base molecule {i} (atoms or "
+                             f"positions differ): label the base-molecules file")
+        out.append(replace(record, energy=labels.energy, forces=labels.forces))
+    return out
 
 
 def new_label_records(records: list[Record], target: Target) -> list[Record]:

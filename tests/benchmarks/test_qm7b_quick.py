@@ -78,3 +78,36 @@ def test_partial_label_subsets_hold_every_element(molecules, fraction):
     elements = {int(z) for record in molecules.pool for z in record.numbers}
     assert {int(z) for i in subset for z in molecules.pool[i].numbers} == elements
     assert subset == qm7b.labelled_subset(molecules.pool, fraction)  # reproducible
+
+
+def _labelled_copy(records, path, order, energy_of=lambda i: -float(i)):
+    """`tridft label`-like output: frames in ``order``, each with its source_index."""
+    import ase.io
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+    frames = []
+    for i in order:
+        atoms = Atoms(numbers=records[i].numbers, positions=records[i].positions)
+        atoms.calc = SinglePointCalculator(atoms, energy=energy_of(i),
+                                           forces=np.full((len(atoms), 3), 0.1 * i))
+        atoms.info["source_index"] = i
+        frames.append(atoms)
+    ase.io.write(path, frames)
+
+
+def test_pretraining_labels_are_matched_by_source_index(molecules, tmp_path):
+    base = molecules.pool[:5]
+    path = tmp_path / "labels.extxyz"
+    _labelled_copy(base, path, order=[3, 0, 4, 1, 2])  # as parallel workers finish
+    labelled = qm7b.with_energies_and_forces(base, path)
+    assert [r.energy for r in labelled] == pytest.approx([0.0, -1.0, -2.0, -3.0, -4.0])
+    assert np.allclose(labelled[4].forces, 0.4)
+    # The labels of the polarizability and dipole are the base molecules' own.
+    assert np.allclose(labelled[2].polarizability, base[2].polarizability)
+
+    _labelled_copy(base, path, order=[0, 1, 2])
+    with pytest.raises(SystemExit, match="no labels for 2 of the 5"):
+        qm7b.with_energies_and_forces(base, path)
+    _labelled_copy(molecules.pool[1:6], path, order=range(5))
+    with pytest.raises(SystemExit, match="source_index 0 is not base molecule 0"):
+        qm7b.with_energies_and_forces(base, path)
