@@ -31,7 +31,9 @@ do not depend on what else the machine runs):
                Two seeds (which n molecules). With --pretrain LABELS.extxyz the base
                models also learn energies and forces of the base molecules, e.g. at
                a cheap level of theory: `tridft label BASE.extxyz -o LABELS.extxyz
-               --xc HF --basis sto-3g --auxbasis auto` (~3 CPU-s per molecule).
+               --xc HF --basis sto-3g --auxbasis auto` (~3 CPU-s per molecule;
+               benchmarks/data/qm7b_base_hf_sto3g.extxyz.gz); --pretrain-dipoles adds
+               that file's dipoles to the forward base model (multi-fidelity).
     multitask  partial labels: polarizability on all 900, dipole on 10, 25, 50 % of them
                (multi-task) against the dipole model trained on that subset alone;
                label noise: Gaussian noise of half the label's spread on both labels,
@@ -151,6 +153,10 @@ def main(argv=None) -> int:
                              "of the base molecules from this file (`tridft label` output "
                              "for the molecules benchmarks/qm7b.py base-molecules writes, "
                              "matched by its source_index)")
+    parser.add_argument("--pretrain-dipoles", action="store_true",
+                        help="transfer with --pretrain: the forward base model also learns "
+                             "that file's dipoles (a cheaper level of theory than the new "
+                             "labels); the reverse direction is left out")
     args = parser.parse_args(argv)
     if args.section == "plots":
         plot_results(common.RESULTS, common.FIGURES)
@@ -177,6 +183,7 @@ def main(argv=None) -> int:
         settings["variants"] = args.variants.split(",")
     if args.pretrain:
         settings["pretrain"] = str(args.pretrain)
+        settings["pretrain_dipoles"] = args.pretrain_dipoles
     molecules = Molecules(args.quick)
     name = f"qm7b_{args.section}"
     results = common.ResultsFile.open(
@@ -190,7 +197,8 @@ def main(argv=None) -> int:
         args.quick, resume=not args.fresh)
     # Base models are reused from here: another --model gets another folder.
     tag = ("-" + args.model.replace("=", "_").replace(",", "-")) if args.model else ""
-    tag += f"-pretrain_{args.pretrain.stem}" if args.pretrain else ""
+    tag += f"-pretrain_{args.pretrain.name.split('.')[0]}" if args.pretrain else ""
+    tag += "-dipoles" if args.pretrain and args.pretrain_dipoles else ""
     keep = args.keep_runs or common.ROOT / "runs" / (name + tag + ("-quick" if args.quick else ""))
     section = {"curve": curve, "transfer": transfer, "multitask": multitask}[args.section]
     section(molecules, settings, results, keep, args.seeds or (1 if args.quick else 2))
@@ -272,9 +280,9 @@ def curve(molecules: Molecules, settings: dict, results, keep: Path, seeds: int)
 def transfer(molecules: Molecules, settings: dict, results, keep: Path, seeds: int) -> None:
     n_base = QUICK_BASE if molecules.quick else N_BASE
     base, new = molecules.pool[:n_base], molecules.pool[n_base:]
-    if settings.get("pretrain"):
-        base = with_energies_and_forces(base, Path(settings["pretrain"]))
     directions = {"forward": ("polarizability", DIPOLE), "reverse": ("dipole", ALPHA)}
+    if settings.get("pretrain_dipoles"):
+        del directions["reverse"]  # its base model learns the (CCSD) dipoles themselves
     base_paths = {}
     for direction, (base_label, _) in directions.items():
         workdir = keep / f"base-{direction}"
@@ -282,7 +290,8 @@ def transfer(molecules: Molecules, settings: dict, results, keep: Path, seeds: i
         if not model_path.is_file():
             common.logger.info("training the %s base model (%s of %d molecules)", direction,
                                base_label, len(base))
-            metrics, model_path = train_model(only(base, base_label), molecules,
+            metrics, model_path = train_model(base_records(base, base_label, settings),
+                                              molecules,
                                               settings["base"]["training"], workdir,
                                               model=settings["base"].get("model"))
             results.settings[f"base_{direction}"] = metrics
@@ -306,10 +315,22 @@ def transfer(molecules: Molecules, settings: dict, results, keep: Path, seeds: i
     common.run_grid(results, grid, run_one)
 
 
-def with_energies_and_forces(base: list[Record], path: Path) -> list[Record]:
-    """The base molecules with the energies and forces of ``path`` (`tridft label` output
-    for the structures of the base-molecules section; frame i of that file is base[i])."""
-    labelled = read_structures(path, KeyMap(polarizability=None, dipole=None))
+def base_records(base: list[Record], base_label: str, settings: dict) -> list[Record]:
+    """The base molecules as a base model learns them: ``base_label`` (CCSD), and with
+    --pretrain the energies and forces (--pretrain-dipoles: and dipoles) of that file."""
+    records = only(base, base_label)
+    if settings.get("pretrain"):
+        records = with_pretraining_labels(records, Path(settings["pretrain"]),
+                                          dipoles=settings.get("pretrain_dipoles", False))
+    return records
+
+
+def with_pretraining_labels(base: list[Record], path: Path,
+                            dipoles: bool = False) -> list[Record]:
+    """The base molecules with the energies and forces (and the dipoles, if ``dipoles``) of
+    ``path``: `tridft label` output for the structures of the base-molecules section,
+    whose frame i is base[i]."""
+    labelled = read_structures(path, KeyMap(polarizability=None))
     # `tridft label` appends frames as they finish; source_index is the input's frame.
     indices = [int(atoms.info["source_index"]) for atoms in ase.io.read(path, ":")]
     by_index = dict(zip(indices, labelled))
@@ -324,7 +345,11 @@ def with_energies_and_forces(base: list[Record], path: Path) -> list[Record]:
                 and np.allclose(labels.positions, record.positions, atol=1e-6)):
             raise SystemExit(f"{path}: source_index {i} is not base molecule {i} (atoms or "
                              f"positions differ): label the base-molecules file")
-        out.append(replace(record, energy=labels.energy, forces=labels.forces))
+        if dipoles and labels.dipole is None:
+            raise SystemExit(f"{path}: source_index {i} has no dipole; label with "
+                             f"--properties energy,forces,dipole")
+        out.append(replace(record, energy=labels.energy, forces=labels.forces,
+                           dipole=labels.dipole if dipoles else record.dipole))
     return out
 
 

@@ -89,7 +89,8 @@ def _labelled_copy(records, path, order, energy_of=lambda i: -float(i)):
     for i in order:
         atoms = Atoms(numbers=records[i].numbers, positions=records[i].positions)
         atoms.calc = SinglePointCalculator(atoms, energy=energy_of(i),
-                                           forces=np.full((len(atoms), 3), 0.1 * i))
+                                           forces=np.full((len(atoms), 3), 0.1 * i),
+                                           dipole=np.array([0.01 * i, 0.0, 0.0]))
         atoms.info["source_index"] = i
         frames.append(atoms)
     ase.io.write(path, frames)
@@ -99,15 +100,19 @@ def test_pretraining_labels_are_matched_by_source_index(molecules, tmp_path):
     base = molecules.pool[:5]
     path = tmp_path / "labels.extxyz"
     _labelled_copy(base, path, order=[3, 0, 4, 1, 2])  # as parallel workers finish
-    labelled = qm7b.with_energies_and_forces(base, path)
+    labelled = qm7b.with_pretraining_labels(base, path)
     assert [r.energy for r in labelled] == pytest.approx([0.0, -1.0, -2.0, -3.0, -4.0])
     assert np.allclose(labelled[4].forces, 0.4)
-    # The labels of the polarizability and dipole are the base molecules' own.
+    # The labels of the polarizability and dipole are the base molecules' own...
     assert np.allclose(labelled[2].polarizability, base[2].polarizability)
+    assert np.allclose(labelled[3].dipole, base[3].dipole)
+    # ... unless the file's (cheaper) dipoles are asked for.
+    cheap = qm7b.with_pretraining_labels(base, path, dipoles=True)
+    assert np.allclose(cheap[3].dipole, [0.03, 0.0, 0.0])
 
     _labelled_copy(base, path, order=[0, 1, 2])
     with pytest.raises(SystemExit, match="no labels for 2 of the 5"):
-        qm7b.with_energies_and_forces(base, path)
+        qm7b.with_pretraining_labels(base, path)
     _labelled_copy(molecules.pool[1:6], path, order=range(5))
     with pytest.raises(SystemExit, match="source_index 0 is not base molecule 0"):
-        qm7b.with_energies_and_forces(base, path)
+        qm7b.with_pretraining_labels(base, path)
