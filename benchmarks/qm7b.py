@@ -83,6 +83,7 @@ QUICK_SPLIT = (40, 8, 8)
 QUICK_BASE = 16
 
 DIPOLE = Target("dipole", "dipole")
+CCSD_DIPOLE = Target("dipole_ccsd", "dipole")  # beside a base model's own dipole head
 # A polarizability head attached by fine-tuning is a structure tensor head; its labels
 # live in Record.extra under this name.
 ALPHA = Target("alpha", "structure_tensor")
@@ -283,6 +284,9 @@ def transfer(molecules: Molecules, settings: dict, results, keep: Path, seeds: i
     directions = {"forward": ("polarizability", DIPOLE), "reverse": ("dipole", ALPHA)}
     if settings.get("pretrain_dipoles"):
         del directions["reverse"]  # its base model learns the (CCSD) dipoles themselves
+        # The base model has a dipole head of its own (the cheap dipoles): the new one,
+        # learning the CCSD dipoles of Record.dipole, needs another name.
+        directions["forward"] = ("polarizability", CCSD_DIPOLE)
     base_paths = {}
     for direction, (base_label, _) in directions.items():
         workdir = keep / f"base-{direction}"
@@ -355,7 +359,7 @@ def with_pretraining_labels(base: list[Record], path: Path,
 
 def new_label_records(records: list[Record], target: Target) -> list[Record]:
     """Records carrying only ``target``'s label, where a fine-tuned head reads it."""
-    if target is DIPOLE:
+    if target.kind == "dipole":
         return [replace(r, polarizability=None) for r in records]
     return [replace(r, polarizability=None, dipole=None,
                     extra={**r.extra, target.name: np.asarray(r.polarizability).reshape(3, 3)})
@@ -368,7 +372,7 @@ def fit_and_test(variant: str, target: Target, labels: list[Record], base_path: 
     model, result, elapsed = transfer_benchmark.fit_new_head(variant, target, labels,
                                                              base_path, settings, seed)
     metrics = evaluate_target(model, target, GraphDataset(test, model.cutoff))
-    key = "dipole_mae" if target is DIPOLE else "polarizability_mae"
+    key = "dipole_mae" if target.kind == "dipole" else "polarizability_mae"
     return {key: metrics["mae"], "validation_mae": result.validation["mae"],
             "steps": result.steps, "best_step": result.best_step, "time_s": elapsed}
 
