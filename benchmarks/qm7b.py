@@ -159,6 +159,8 @@ def main(argv=None) -> int:
                              "that file's dipoles (a cheaper level of theory than the new "
                              "labels); the reverse direction is left out")
     args = parser.parse_args(argv)
+    if args.pretrain_dipoles and not args.pretrain:
+        parser.error("--pretrain-dipoles needs --pretrain LABELS.extxyz")
     if args.section == "plots":
         plot_results(common.RESULTS, common.FIGURES)
         return 0
