@@ -55,7 +55,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import ase.io
 import numpy as np
 import torch
 import yaml
@@ -285,10 +284,10 @@ def transfer(molecules: Molecules, settings: dict, results, keep: Path, seeds: i
     base, new = molecules.pool[:n_base], molecules.pool[n_base:]
     directions = {"forward": ("polarizability", DIPOLE), "reverse": ("dipole", ALPHA)}
     if settings.get("pretrain_dipoles"):
-        del directions["reverse"]  # its base model learns the (CCSD) dipoles themselves
-        # The base model has a dipole head of its own (the cheap dipoles): the new one,
-        # learning the CCSD dipoles of Record.dipole, needs another name.
-        directions["forward"] = ("polarizability", CCSD_DIPOLE)
+        # No reverse: its base model learns the CCSD dipoles themselves. The forward base
+        # model has a dipole head of its own (the cheap dipoles), so the new one, learning
+        # the CCSD dipoles of Record.dipole, needs another name.
+        directions = {"forward": ("polarizability", CCSD_DIPOLE)}
     base_paths = {}
     for direction, (base_label, _) in directions.items():
         workdir = keep / f"base-{direction}"
@@ -336,10 +335,14 @@ def with_pretraining_labels(base: list[Record], path: Path,
     """The base molecules with the energies and forces (and the dipoles, if ``dipoles``) of
     ``path``: `tridft label` output for the structures of the base-molecules section,
     whose frame i is base[i]."""
-    labelled = read_structures(path, KeyMap(polarizability=None))
     # `tridft label` appends frames as they finish; source_index is the input's frame.
-    indices = [int(atoms.info["source_index"]) for atoms in ase.io.read(path, ":")]
-    by_index = dict(zip(indices, labelled))
+    labelled = read_structures(path, KeyMap(polarizability=None,
+                                            extra={"source_index": "source_index"}))
+    unindexed = [r.source for r in labelled if "source_index" not in r.extra]
+    if unindexed:
+        raise SystemExit(f"{unindexed[0]}: no source_index; label the base-molecules file "
+                         f"with `tridft label`")
+    by_index = {int(r.extra["source_index"]): r for r in labelled}
     missing = [i for i in range(len(base)) if i not in by_index]
     if missing:
         raise SystemExit(f"{path}: no labels for {len(missing)} of the {len(base)} base "

@@ -113,6 +113,11 @@ def test_pretraining_labels_are_matched_by_source_index(molecules, tmp_path):
     _labelled_copy(base, path, order=[0, 1, 2])
     with pytest.raises(SystemExit, match="no labels for 2 of the 5"):
         qm7b.with_pretraining_labels(base, path)
+    _labelled_copy(base, path, order=range(5))
+    text = path.read_text().replace("source_index=4 ", "")
+    path.write_text(text)
+    with pytest.raises(SystemExit, match="no source_index"):
+        qm7b.with_pretraining_labels(base, path)
     _labelled_copy(molecules.pool[1:6], path, order=range(5))
     with pytest.raises(SystemExit, match="source_index 0 is not base molecule 0"):
         qm7b.with_pretraining_labels(base, path)
