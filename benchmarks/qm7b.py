@@ -144,6 +144,10 @@ def main(argv=None) -> int:
                         help="model options of every trained model (transfer: the base and "
                              "scratch models), e.g. latent_scalars=null,latent_vectors=null "
                              "for an uncompressed latent; YAML values")
+    parser.add_argument("--training", default="", metavar="KEY=VALUE,...",
+                        help="training options of every trained model (transfer: the base "
+                             "models), e.g. position_noise=0.02,denoise_copy=true; YAML "
+                             "values")
     parser.add_argument("--label-counts", default=None, metavar="N,...",
                         help="transfer: these label counts instead of the default grid")
     parser.add_argument("--variants", default=None, metavar="NAME,...",
@@ -179,6 +183,12 @@ def main(argv=None) -> int:
                              (item.split("=", 1) for item in args.model.split(","))}
         if "base" in settings:  # transfer: the base models (the scratch ones copy them)
             settings["base"]["model"] = settings["model"]
+    if args.training:
+        changes = {key: yaml.safe_load(value) for key, value in
+                   (item.split("=", 1) for item in args.training.split(","))}
+        for training in (settings.get("training"), settings.get("base", {}).get("training")):
+            if training is not None:
+                training.update(changes)
     if args.label_counts:
         settings["label_counts"] = [int(n) for n in args.label_counts.split(",")]
     if args.variants:
@@ -199,6 +209,7 @@ def main(argv=None) -> int:
         args.quick, resume=not args.fresh)
     # Base models are reused from here: another --model gets another folder.
     tag = ("-" + args.model.replace("=", "_").replace(",", "-")) if args.model else ""
+    tag += ("-" + args.training.replace("=", "_").replace(",", "-")) if args.training else ""
     tag += f"-pretrain_{args.pretrain.name.split('.')[0]}" if args.pretrain else ""
     tag += "-dipoles" if args.pretrain and args.pretrain_dipoles else ""
     keep = args.keep_runs or common.ROOT / "runs" / (name + tag + ("-quick" if args.quick else ""))

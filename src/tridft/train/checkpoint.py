@@ -8,6 +8,7 @@ resumed from it takes exactly the steps the uninterrupted run would have:
     schedule          learning-rate plateau state
     ema               averaged weights (absent when EMA is off)
     balancer          loss-balancing state (log-variances, GradNorm weights, ...)
+    denoiser          the denoising readout's weights (absent without position noise)
     progress          TrainingProgress: step, epoch, position in the epoch and its
                       order, best score, early-stopping counter, elapsed time
     rng               torch (per process), CUDA, numpy, python and shuffle generators
@@ -92,7 +93,8 @@ def restore_rng(state: dict, shuffle: torch.Generator, rank: int = 0) -> None:
 
 
 def save_checkpoint(path: str | Path, *, model, optimizer, schedule, ema, balancer,
-                    progress: TrainingProgress, rng: dict, metadata: dict | None = None) -> None:
+                    progress: TrainingProgress, rng: dict, metadata: dict | None = None,
+                    denoiser=None) -> None:
     """Write the checkpoint atomically: the previous one stays whole until the rename."""
     atomic_torch_save({
         "format": FORMAT,
@@ -105,6 +107,7 @@ def save_checkpoint(path: str | Path, *, model, optimizer, schedule, ema, balanc
                      for k, v in balancer.state_dict().items()},
         "progress": progress.to_dict(),
         "rng": rng,
+        "denoiser": denoiser.state_dict() if denoiser is not None else None,
     }, path)
 
 
@@ -118,7 +121,8 @@ def load_checkpoint(path: str | Path) -> dict:
     return payload
 
 
-def restore(payload: dict, *, model, optimizer, schedule, ema, balancer) -> TrainingProgress:
+def restore(payload: dict, *, model, optimizer, schedule, ema, balancer,
+            denoiser=None) -> TrainingProgress:
     """Load the states of ``payload`` into the given objects; return the progress."""
     model.load_state_dict(payload["model"]["state_dict"])
     optimizer.load_state_dict(payload["optimizer"])
@@ -129,4 +133,10 @@ def restore(payload: dict, *, model, optimizer, schedule, ema, balancer) -> Trai
                                   "resume with the configuration of the run")
         ema.load_state_dict(payload["ema"])
     balancer.load_state_dict(payload["balancer"])
+    if denoiser is not None:
+        if payload.get("denoiser") is None:
+            raise CheckpointError("the checkpoint has no denoising readout but "
+                                  "training.position_noise > 0; resume with the "
+                                  "configuration of the run")
+        denoiser.load_state_dict(payload["denoiser"])
     return TrainingProgress.from_dict(payload["progress"])

@@ -131,6 +131,14 @@ class TrainingConfig(_Section):
                                 "average of recent norms down to it (train/spikes.py); "
                                 "null: off")
     ema_decay: float = Field(0.99, ge=0, lt=1, description="0 switches EMA off")
+    position_noise: float = Field(
+        0.0, ge=0, description="Angstrom: displace the atoms of every training batch by "
+                               "Gaussian noise of this width and learn to undo it from the "
+                               "latent (loss.denoising_weight; train/denoising.py); 0: off")
+    denoise_copy: bool = Field(
+        False, description="denoise a displaced copy of each batch in a second forward "
+                           "pass: the property heads see undisplaced structures (their "
+                           "labels stay exact; energies and forces allowed)")
     early_stopping_patience: int | None = Field(None, ge=1,
                                                 description="validations without improvement")
     validate_every: int = Field(250, gt=0, description="steps")
@@ -174,6 +182,9 @@ class LossConfig(_Section):
                              "k-th step only; the steps between skip the double backward")
     kl_beta: float = Field(1e-4, ge=0, description="weight of the latent KL (nats per atom)")
     kl_warmup_steps: int = Field(500, ge=0)
+    denoising_weight: float = Field(0.01, ge=0, description="weight of the denoising loss "
+                                    "when training.position_noise > 0 (mean squared error "
+                                    "of the unit-variance displacement)")
     balancing: Literal["fixed", "uncertainty", "gradnorm"] = "fixed"
     gradnorm_alpha: float = Field(1.5, ge=0)
     gradnorm_lr: float = Field(0.01, gt=0, description="learning rate of the GradNorm weights")

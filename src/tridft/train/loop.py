@@ -41,6 +41,7 @@ from tridft.train import distributed
 from tridft.train.balancing import build_balancer, gradient_cosines, shared_parameters
 from tridft.train.batching import epoch_batches, expected_steps_per_epoch, log_batch_cap
 from tridft.train.config import TrainConfig
+from tridft.train.denoising import DENOISING, Denoiser, check_denoising_tasks
 from tridft.train.ema import ExponentialMovingAverage
 from tridft.train.evaluate import evaluate
 from tridft.train.limits import (MAX_ROLLBACKS, count_total_steps, divergence_error,
@@ -130,6 +131,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
     model = model.to(device)
     loss_config = data.plan.loss_config(config.loss)  # every label the data carries
     tasks = loss_config.tasks()
+    if training.position_noise > 0 and not training.denoise_copy:
+        check_denoising_tasks(tasks)
     # Nothing is written before the data and the tasks are known to be usable.
     on_rank_zero(context, lock_run_dir, lock, run_dir, resume, overwrite)
     if not resume:
@@ -145,18 +148,24 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
     trains_minus_dE_dR = objective.needs_conservative_forces
     balancer = build_balancer(loss_config, tasks, model, average=context.average,
                               seed=training.seed).to(device)
+    ema = ExponentialMovingAverage(model, training.ema_decay) if training.ema_decay > 0 else None
+    # After the average's copy of the model: the copy must not catch latents for it.
+    denoiser = Denoiser(model, training.position_noise).to(device=device, dtype=dtype) \
+        if training.position_noise > 0 else None
+    if denoiser is not None:
+        context.broadcast_parameters(denoiser)
     optimizer = torch.optim.AdamW(
-        [{"params": list(model.parameters()), "weight_decay": training.weight_decay},
+        [{"params": list(model.parameters()) + list(denoiser.parameters() if denoiser else []),
+          "weight_decay": training.weight_decay},
          {"params": balancer.optimizer_parameters(), "weight_decay": 0.0}],
         lr=training.lr, fused=device.type in ("cpu", "cuda"))  # fused: ~6x faster on CPU
     trained = [p for group in optimizer.param_groups for p in group["params"]]
-    model_parameters = list(model.parameters())
+    clipped = list(model.parameters()) + (list(denoiser.parameters()) if denoiser else [])
     train_atoms = [len(record.numbers) for record in data.train.records]
     steps_per_epoch = expected_steps_per_epoch(train_atoms, training.batch_size,
                                                training.batch_atoms, context.world_size)
     log_batch_cap(train_atoms, training, steps_per_epoch)
     schedule = LearningRateSchedule(training, count_total_steps(training, steps_per_epoch))
-    ema = ExponentialMovingAverage(model, training.ema_decay) if training.ema_decay > 0 else None
     spikes = SpikeClipping(training.grad_spike_factor, warmup=training.warmup_steps)
     shuffle = torch.Generator().manual_seed(training.seed)
     # Different latent-sampling noise on every process (the same as one process on rank 0).
@@ -167,7 +176,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         payload = ckpt.load_checkpoint(checkpoint_path)
         warn_about_changes(payload, config)
         state = ckpt.restore(payload, model=model, optimizer=optimizer, schedule=schedule,
-                             ema=ema, balancer=balancer)
+                             ema=ema, balancer=balancer, denoiser=denoiser)
         ckpt.restore_rng(payload["rng"], shuffle, context.rank)
         logger.info("resumed %s at step %d (epoch %d)", run_dir, state.step, state.epoch)
 
@@ -230,7 +239,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         if context.is_main:
             ckpt.save_checkpoint(checkpoint_path, model=model, optimizer=optimizer,
                                  schedule=schedule, ema=ema, balancer=balancer, progress=state,
-                                 rng=rng, metadata=model_metadata(data, config, {}))
+                                 rng=rng, metadata=model_metadata(data, config, {}),
+                                 denoiser=denoiser)
         last_checkpoint = state.step
 
     def roll_back(problem: str) -> None:
@@ -243,7 +253,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         failed_step, rollbacks, lr_scale = state.step, state.rollbacks + 1, state.lr_scale / 2
         payload = ckpt.load_checkpoint(checkpoint_path)
         state = ckpt.restore(payload, model=model, optimizer=optimizer, schedule=schedule,
-                             ema=ema, balancer=balancer)
+                             ema=ema, balancer=balancer, denoiser=denoiser)
         ckpt.restore_rng(payload["rng"], shuffle, context.rank)
         state.rollbacks, state.lr_scale = rollbacks, lr_scale
         if context.is_main:
@@ -268,11 +278,19 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         batch = data.train.collate(context.shard(global_batch), dtype=dtype).to(device)
 
         model.train()
+        if denoiser is not None and not training.denoise_copy:
+            batch, displacement = denoiser.perturb(batch)
         # -dE/dR (a double backward) only on every k-th step when conservative_every = k.
         conservative = trains_minus_dE_dR \
             and state.step % loss_config.conservative_every == 0
         outputs = model(batch, forces="both" if conservative else "direct")
         losses = objective(outputs, batch, state.step, conservative=conservative)
+        if denoiser is not None:
+            if training.denoise_copy:  # a second pass for the latent of a displaced copy
+                noisy, displacement = denoiser.perturb(batch)
+                model.latent(noisy)
+            losses.regularizers[DENOISING] = denoiser.loss(displacement)
+            losses.regularizer_weights[DENOISING] = loss_config.denoising_weight
         problem = non_finite(losses.as_floats(), context)
         if problem:
             roll_back(problem)
@@ -287,7 +305,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         context.average_gradients(trained)
         spike_limit = spikes.limit(state.step, state.typical_grad_norm)
         limit = min(training.grad_clip or math.inf, spike_limit)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model_parameters, limit))
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(clipped, limit))
         problem = non_finite({"gradient norm": grad_norm}, context)
         if problem:
             roll_back(problem)
@@ -316,7 +334,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
                    **{f"weight_{task}": w for task, w in balancer.weights().items()},
                    **{f"cos_{pair}": value for pair, value in cosines.items()}}
             if metrics_log.columns is None:
-                metrics_log.columns = metric_columns(tasks, objective, balancer)
+                metrics_log.columns = metric_columns(tasks, objective, balancer) \
+                    + ([f"reg_{DENOISING}"] if denoiser is not None else [])
             metrics_log.write(row)
             tensorboard.write(row, state.step, prefix="train/")
             bar.set_description(short_losses(row), refresh=False)

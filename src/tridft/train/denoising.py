@@ -1,0 +1,89 @@
+"""Denoising as an auxiliary task (Noisy Nodes, Godwin et al. 2022).
+
+While training, every atom of a batch is displaced by Gaussian noise of standard
+deviation ``sigma`` (Angstrom), and a small equivariant readout of the shared latent
+learns to point back: it predicts the displacement divided by sigma. The labels stay
+those of the undisplaced structure, so the property heads learn a function that is
+smooth over a sigma-wide ball around each training geometry, and the latent must
+encode where each atom sits relative to its neighbours: a regulariser aimed at the gap
+between training and unseen molecules when labels are few.
+
+    denoiser = Denoiser(model, sigma=0.02)
+    noisy, target = denoiser.perturb(batch)       # (N, 3) target, unit variance
+    outputs = model(noisy)                        # the latent is caught on the way
+    loss = denoiser.loss(target)                  # mean squared error per component
+
+The readout lives beside the model, not in it: model files never carry it, and
+training checkpoints save its weights (``state_dict``) so that a resumed run goes on
+with the same readout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from tridft.data.batch import Batch
+from tridft.errors import ConfigError
+from tridft.model.bottleneck import Latent
+from tridft.model.extra_heads import AtomVectorReadout
+from tridft.model.model import CONSERVATIVE_FORCES, ENERGY, FORCES
+
+DENOISING = "denoising"
+# Labels that change with every displacement: noisy positions would make them wrong.
+GEOMETRY_DEPENDENT = (ENERGY, FORCES, CONSERVATIVE_FORCES)
+
+
+def check_denoising_tasks(tasks: list[str]) -> None:
+    """Refuse position noise for a run that trains energies or forces."""
+    clash = [task for task in tasks if task in GEOMETRY_DEPENDENT]
+    if clash:
+        raise ConfigError(
+            f"training.position_noise: displaced atoms keep their labels, which suits "
+            f"properties of an equilibrium geometry (polarizability, dipole) but not "
+            f"{', '.join(clash)}, which change with every displacement; set "
+            f"position_noise to 0, or the weights of {', '.join(clash)} to 0")
+
+
+class Denoiser(nn.Module):
+    """The displacement readout of the latent, and the noise it undoes."""
+
+    def __init__(self, model: nn.Module, sigma: float):
+        super().__init__()
+        if sigma <= 0:
+            raise ValueError(f"the denoising noise must be positive, not {sigma}")
+        config = model.config
+        self.sigma = float(sigma)  # Angstrom
+        self.readout = AtomVectorReadout(config.latent_scalar_width,
+                                         config.latent_vector_width, config.head_hidden)
+        self._latent: Latent | None = None
+        # Catch the latent of every forward pass of the model (no second pass needed).
+        model.bottleneck.register_forward_hook(self._catch_latent)
+
+    def _catch_latent(self, module, inputs, latent: Latent) -> None:
+        self._latent = latent
+
+    def perturb(self, batch: Batch) -> tuple[Batch, torch.Tensor]:
+        """``batch`` with displaced positions, and the target displacement / sigma (N, 3).
+
+        The neighbour list stays that of the undisplaced structure: the cutoff envelope
+        is zero beyond the cutoff, so a pair pushed out of it drops out smoothly, and one
+        pushed in from just beyond it would carry a weight of ~(sigma/cutoff)^3."""
+        noise = torch.randn_like(batch.positions)  # (N, 3), unit variance
+        return replace(batch, positions=batch.positions + self.sigma * noise), noise
+
+    def prediction(self) -> torch.Tensor:
+        """(N, 3): the displacement / sigma read from the latent of the model's last
+        forward pass (equivariant: it turns with the structure)."""
+        if self._latent is None:
+            raise RuntimeError("the model has not run since the last denoising loss")
+        return self.readout(self._latent)
+
+    def loss(self, target: torch.Tensor) -> torch.Tensor:
+        """Mean over atoms and components of (prediction - target)^2, for the last forward
+        pass of the model; one loss per pass."""
+        prediction = self.prediction().to(target.dtype)  # (N, 3)
+        self._latent = None
+        return ((prediction - target) ** 2).mean()
