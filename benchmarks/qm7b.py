@@ -146,7 +146,7 @@ def main(argv=None) -> int:
                              "for an uncompressed latent; YAML values")
     parser.add_argument("--training", default="", metavar="KEY=VALUE,...",
                         help="training options of every trained model (transfer: the base "
-                             "models), e.g. position_noise=0.02,denoise_copy=true; YAML "
+                             "models), e.g. position_noise=0.02; YAML "
                              "values")
     parser.add_argument("--label-counts", default=None, metavar="N,...",
                         help="transfer: these label counts instead of the default grid")

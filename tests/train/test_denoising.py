@@ -8,7 +8,7 @@ import torch
 
 from tests.physics.helpers import ethanol, perturbed_model, random_orthogonal, transformed
 from tridft.data.batch import collate
-from tridft.errors import CheckpointError, ConfigError
+from tridft.errors import CheckpointError
 from tridft.model.persistence import load_model, safe_torch_load
 from tridft.train import checkpoint as ckpt
 from tridft.train.denoising import Denoiser
@@ -64,33 +64,25 @@ def data_path(tmp_path_factory):
     return write_ethanol_subset(tmp_path_factory.mktemp("data") / "ethanol24.extxyz", 24)
 
 
-# Position noise suits equilibrium properties only: the ethanol frames train their
-# polarizabilities alone here.
-POLARIZABILITY_ONLY = {"weights": {"energy": 0, "forces": 0, "conservative_forces": 0,
-                                   "polarizability": 1}}
-
-
-def test_training_with_position_noise_logs_the_loss_and_keeps_the_readout_out_of_the_model(
+def test_a_denoising_run_trains_on_undisplaced_structures_and_keeps_the_readout_out(
         tmp_path, data_path):
-    config = tiny_config(tmp_path / "run", data_path, training={"position_noise": 0.02},
-                         loss=POLARIZABILITY_ONLY)
+    config = tiny_config(tmp_path / "run", data_path, training={"position_noise": 0.02})
     result = train(config, progress=False)
+    plain = train(tiny_config(tmp_path / "plain", data_path), progress=False)
+    assert result.steps == plain.steps == 6
     rows = read_csv(tmp_path / "run" / "metrics.csv")
     assert all(float(row["reg_denoising"]) > 0 for row in rows)
+    # Step 1 starts from the same weights on the same batch: the property heads saw the
+    # undisplaced structures (energies and forces, whose labels would not hold for a
+    # displaced one, included).
+    first_plain = read_csv(tmp_path / "plain" / "metrics.csv")[0]
+    for task in ("energy", "forces", "conservative_forces", "polarizability"):
+        assert rows[0][f"loss_{task}"] == first_plain[f"loss_{task}"], task
     payload = safe_torch_load(tmp_path / "run" / "checkpoint.pt")
     assert any(name.startswith("readout.") for name in payload["denoiser"])
-    plain = train(tiny_config(tmp_path / "plain", data_path, loss=POLARIZABILITY_ONLY),
-                  progress=False)
     assert set(load_model(result.best_model_path).state_dict()) \
         == set(load_model(plain.best_model_path).state_dict())
     assert safe_torch_load(tmp_path / "plain" / "checkpoint.pt")["denoiser"] is None
-
-
-def test_position_noise_is_refused_for_energies_and_forces(tmp_path, data_path):
-    config = tiny_config(tmp_path / "run", data_path, training={"position_noise": 0.02})
-    with pytest.raises(ConfigError, match="conservative_forces, energy, forces"):
-        train(config, progress=False)
-    assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_resuming_a_denoising_run_from_a_checkpoint_without_the_readout_is_refused(
@@ -107,18 +99,3 @@ class _NoState:
     def load_state_dict(self, state):
         pass
 
-
-def test_a_denoised_copy_leaves_the_property_heads_on_undisplaced_structures(tmp_path,
-                                                                              data_path):
-    # Energies and forces are allowed: their labels stay exact.
-    copy = train(tiny_config(tmp_path / "copy", data_path,
-                             training={"position_noise": 0.02, "denoise_copy": True}),
-                 progress=False)
-    plain = train(tiny_config(tmp_path / "plain", data_path), progress=False)
-    assert copy.steps == plain.steps == 6
-    first_copy = read_csv(tmp_path / "copy" / "metrics.csv")[0]
-    first_plain = read_csv(tmp_path / "plain" / "metrics.csv")[0]
-    assert float(first_copy["reg_denoising"]) > 0
-    # Step 1 starts from the same weights on the same batch: the same task losses.
-    for task in ("energy", "forces", "conservative_forces", "polarizability"):
-        assert first_copy[f"loss_{task}"] == first_plain[f"loss_{task}"], task

@@ -132,13 +132,10 @@ class TrainingConfig(_Section):
                                 "null: off")
     ema_decay: float = Field(0.99, ge=0, lt=1, description="0 switches EMA off")
     position_noise: float = Field(
-        0.0, ge=0, description="Angstrom: displace the atoms of every training batch by "
-                               "Gaussian noise of this width and learn to undo it from the "
-                               "latent (loss.denoising_weight; train/denoising.py); 0: off")
-    denoise_copy: bool = Field(
-        False, description="denoise a displaced copy of each batch in a second forward "
-                           "pass: the property heads see undisplaced structures (their "
-                           "labels stay exact; energies and forces allowed)")
+        0.0, ge=0, description="Angstrom: also pass a copy of every training batch with "
+                               "atoms displaced by Gaussian noise of this width, and learn "
+                               "to undo it from the latent (loss.denoising_weight; "
+                               "train/denoising.py); 0: off")
     early_stopping_patience: int | None = Field(None, ge=1,
                                                 description="validations without improvement")
     validate_every: int = Field(250, gt=0, description="steps")

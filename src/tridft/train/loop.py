@@ -41,7 +41,7 @@ from tridft.train import distributed
 from tridft.train.balancing import build_balancer, gradient_cosines, shared_parameters
 from tridft.train.batching import epoch_batches, expected_steps_per_epoch, log_batch_cap
 from tridft.train.config import TrainConfig
-from tridft.train.denoising import DENOISING, Denoiser, check_denoising_tasks
+from tridft.train.denoising import DENOISING, Denoiser
 from tridft.train.ema import ExponentialMovingAverage
 from tridft.train.evaluate import evaluate
 from tridft.train.limits import (MAX_ROLLBACKS, count_total_steps, divergence_error,
@@ -131,8 +131,6 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
     model = model.to(device)
     loss_config = data.plan.loss_config(config.loss)  # every label the data carries
     tasks = loss_config.tasks()
-    if training.position_noise > 0 and not training.denoise_copy:
-        check_denoising_tasks(tasks)
     # Nothing is written before the data and the tasks are known to be usable.
     on_rank_zero(context, lock_run_dir, lock, run_dir, resume, overwrite)
     if not resume:
@@ -278,17 +276,14 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         batch = data.train.collate(context.shard(global_batch), dtype=dtype).to(device)
 
         model.train()
-        if denoiser is not None and not training.denoise_copy:
-            batch, displacement = denoiser.perturb(batch)
         # -dE/dR (a double backward) only on every k-th step when conservative_every = k.
         conservative = trains_minus_dE_dR \
             and state.step % loss_config.conservative_every == 0
         outputs = model(batch, forces="both" if conservative else "direct")
         losses = objective(outputs, batch, state.step, conservative=conservative)
-        if denoiser is not None:
-            if training.denoise_copy:  # a second pass for the latent of a displaced copy
-                noisy, displacement = denoiser.perturb(batch)
-                model.latent(noisy)
+        if denoiser is not None:  # a second pass: the latent of a displaced copy
+            noisy, displacement = denoiser.perturb(batch)
+            model.latent(noisy)
             losses.regularizers[DENOISING] = denoiser.loss(displacement)
             losses.regularizer_weights[DENOISING] = loss_config.denoising_weight
         problem = non_finite(losses.as_floats(), context)
