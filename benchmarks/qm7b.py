@@ -179,13 +179,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     settings = copy.deepcopy((QUICK_SETTINGS if args.quick else SETTINGS)[args.section])
     if args.model:
-        settings["model"] = {key: yaml.safe_load(value) for key, value in
-                             (item.split("=", 1) for item in args.model.split(","))}
+        settings["model"] = key_values(args.model)
         if "base" in settings:  # transfer: the base models (the scratch ones copy them)
             settings["base"]["model"] = settings["model"]
     if args.training:
-        changes = {key: yaml.safe_load(value) for key, value in
-                   (item.split("=", 1) for item in args.training.split(","))}
+        changes = key_values(args.training)
         for training in (settings.get("training"), settings.get("base", {}).get("training")):
             if training is not None:
                 training.update(changes)
@@ -208,8 +206,8 @@ def main(argv=None) -> int:
                    "dipole e*A"},
         args.quick, resume=not args.fresh)
     # Base models are reused from here: another --model gets another folder.
-    tag = ("-" + args.model.replace("=", "_").replace(",", "-")) if args.model else ""
-    tag += ("-" + args.training.replace("=", "_").replace(",", "-")) if args.training else ""
+    tag = "".join("-" + options.replace("=", "_").replace(",", "-")
+                  for options in (args.model, args.training) if options)
     tag += f"-pretrain_{args.pretrain.name.split('.')[0]}" if args.pretrain else ""
     tag += "-dipoles" if args.pretrain and args.pretrain_dipoles else ""
     keep = args.keep_runs or common.ROOT / "runs" / (name + tag + ("-quick" if args.quick else ""))
@@ -218,6 +216,12 @@ def main(argv=None) -> int:
     print(markdown(args.section, results.runs))
     print(f"results: {results.path}")
     return 0
+
+
+def key_values(options: str) -> dict:
+    """``"a=1,b=null"`` (a --model or --training option) -> {"a": 1, "b": None}: YAML values."""
+    return {key: yaml.safe_load(value) for key, value in
+            (item.split("=", 1) for item in options.split(","))}
 
 
 # ---- training a model on labelled molecules --------------------------------------------------
