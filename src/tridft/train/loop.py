@@ -275,7 +275,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         global_batch = batches[state.batch_in_epoch]
         batch = data.train.collate(context.shard(global_batch), dtype=dtype).to(device)
 
-        model.train()
+        if not model.training:  # after a validation; train() walks every module (~1 ms)
+            model.train()
         # -dE/dR (a double backward) only on every k-th step when conservative_every = k.
         conservative = trains_minus_dE_dR \
             and state.step % loss_config.conservative_every == 0
