@@ -1,0 +1,42 @@
+"""benchmarks/consistency.py on a `tridft demo --quick` run: the disagreement it measures on
+the test split is the one `tridft train` reported for the same model and structures."""
+
+import io
+import json
+import subprocess
+import sys
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from tridft.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "consistency.py"
+
+
+def test_consistency_on_and_off_the_training_set(tmp_path):
+    run = tmp_path / "run"
+    with redirect_stdout(io.StringIO()):
+        assert main(["demo", "--quick", "--out", str(run)]) == 0
+    out = tmp_path / "consistency.json"
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), str(run), "--frames", "6", "--sigmas", "0.02,0.1",
+         "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(out.read_text())
+
+    reported = json.loads((run / "metrics.json").read_text())  # the run's test split
+    test = results["test"]
+    assert test["structures"] == reported["n_structures"]
+    assert test["disagreement"] == pytest.approx(
+        1000 * reported["jacobian_consistency_mae"], rel=1e-4)
+    assert test["direct_mae"] == pytest.approx(1000 * reported["forces_mae"], rel=1e-4)
+
+    assert results["train"]["structures"] == 6
+    displaced = results["displaced_train"]
+    assert [r["sigma_angstrom"] for r in displaced] == [0.02, 0.1]
+    assert all(r["disagreement"] > 0 and "direct_mae" not in r for r in displaced)
+    # Displacing the atoms changes what the heads see: the numbers differ from undisplaced.
+    assert displaced[1]["disagreement"] != results["train"]["disagreement"]
