@@ -198,7 +198,7 @@ def main(argv=None) -> int:
     name = f"qm7b_{args.section}"
     results = common.ResultsFile.open(
         common.output_path(args, name), name,
-        f"benchmarks/qm7b.py {args.section}" + (" --quick" if args.quick else ""),
+        " ".join(["benchmarks/qm7b.py", *(sys.argv[1:] if argv is None else argv)]),
         {**settings, "base": settings.get("base", settings.get("training")),
          "split": {"pool": len(molecules.pool), "validation": len(molecules.validation),
                    "test": len(molecules.test), "seed": 0},
