@@ -9,6 +9,11 @@ regulariser aimed at the gap between training and unseen molecules.
 
     denoiser = Denoiser(model, sigma=0.02)
     outputs = model(batch)                        # the property losses, as without it
+    losses = objective(outputs, batch, step)
+    denoiser.add_loss(losses, model, batch, weight=0.01)   # the second pass, a regulariser
+
+which is, spelled out:
+
     noisy, target = denoiser.perturb(batch)       # (N, 3) target, unit variance
     model.latent(noisy)                           # the latent is caught on the way
     loss = denoiser.loss(target)                  # mean squared error per component
@@ -33,6 +38,7 @@ from torch import nn
 from tridft.data.batch import Batch
 from tridft.model.bottleneck import Latent
 from tridft.model.extra_heads import AtomVectorReadout
+from tridft.train.losses import Losses
 
 DENOISING = "denoising"
 
@@ -70,6 +76,14 @@ class Denoiser(nn.Module):
         if self._latent is None:
             raise RuntimeError("the model has not run since the last denoising loss")
         return self.readout(self._latent)
+
+    def add_loss(self, losses: Losses, model: nn.Module, batch: Batch, weight: float) -> None:
+        """Pass a displaced copy of ``batch`` through ``model`` and add its denoising loss
+        to ``losses`` as the regulariser ``DENOISING`` with ``weight``."""
+        noisy, target = self.perturb(batch)
+        model.latent(noisy)
+        losses.regularizers[DENOISING] = self.loss(target)
+        losses.regularizer_weights[DENOISING] = weight
 
     def loss(self, target: torch.Tensor) -> torch.Tensor:
         """Mean over atoms and components of (prediction - target)^2, for the last forward

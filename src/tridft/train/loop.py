@@ -283,10 +283,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         outputs = model(batch, forces="both" if conservative else "direct")
         losses = objective(outputs, batch, state.step, conservative=conservative)
         if denoiser is not None:  # a second pass: the latent of a displaced copy
-            noisy, displacement = denoiser.perturb(batch)
-            model.latent(noisy)
-            losses.regularizers[DENOISING] = denoiser.loss(displacement)
-            losses.regularizer_weights[DENOISING] = loss_config.denoising_weight
+            denoiser.add_loss(losses, model, batch, loss_config.denoising_weight)
         problem = non_finite(losses.as_floats(), context)
         if problem:
             roll_back(problem)
@@ -330,8 +327,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
                    **{f"weight_{task}": w for task, w in balancer.weights().items()},
                    **{f"cos_{pair}": value for pair, value in cosines.items()}}
             if metrics_log.columns is None:
-                metrics_log.columns = metric_columns(tasks, objective, balancer) \
-                    + ([f"reg_{DENOISING}"] if denoiser is not None else [])
+                metrics_log.columns = metric_columns(
+                    tasks, objective, balancer, [DENOISING] if denoiser is not None else [])
             metrics_log.write(row)
             tensorboard.write(row, state.step, prefix="train/")
             bar.set_description(short_losses(row), refresh=False)

@@ -23,11 +23,15 @@ class RunningMeans:
         return {key: self.sums[key] / self.counts[key] for key in self.sums}
 
 
-def metric_columns(tasks: list[str], objective, balancer) -> list[str]:
+def metric_columns(tasks: list[str], objective, balancer,
+                   extra_regularizers: list[str] = ()) -> list[str]:
+    """The columns of metrics.csv; ``extra_regularizers`` are added to the losses outside
+    the objective (the denoising pass, train/denoising.py)."""
     pairs = [f"cos_{a}|{b}" for i, a in enumerate(tasks) for b in tasks[i + 1:]]
     return (["step", "epoch", "time_s", "lr", "loss_total"]
             + [f"loss_{task}" for task in tasks]
             + [f"reg_{term.name}" for term in objective.regularizers]
+            + [f"reg_{name}" for name in extra_regularizers]
             + ["grad_norm", "spikes_clipped"] + [f"weight_{task}" for task in tasks] + pairs)
 
 
