@@ -136,6 +136,10 @@ class TrainingConfig(_Section):
                                "atoms displaced by Gaussian noise of this width, and learn "
                                "to undo it from the latent (loss.denoising_weight; "
                                "train/denoising.py); 0: off")
+    consistency_noise: float = Field(
+        0.0, ge=0, description="Angstrom: also apply the Jacobian term (loss.jacobian_weight) "
+                               "to a copy of every training batch with atoms displaced by "
+                               "Gaussian noise of this width (train/displaced.py); 0: off")
     early_stopping_patience: int | None = Field(None, ge=1,
                                                 description="validations without improvement")
     validate_every: int = Field(250, gt=0, description="steps")

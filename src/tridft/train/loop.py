@@ -42,6 +42,7 @@ from tridft.train.balancing import build_balancer, gradient_cosines, shared_para
 from tridft.train.batching import epoch_batches, expected_steps_per_epoch, log_batch_cap
 from tridft.train.config import TrainConfig
 from tridft.train.denoising import DENOISING, Denoiser
+from tridft.train.displaced import DISPLACED_JACOBIAN, DisplacedConsistency
 from tridft.train.ema import ExponentialMovingAverage
 from tridft.train.evaluate import evaluate
 from tridft.train.limits import (MAX_ROLLBACKS, count_total_steps, divergence_error,
@@ -152,6 +153,10 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         if training.position_noise > 0 else None
     if denoiser is not None:
         context.broadcast_parameters(denoiser)
+    displaced_consistency = DisplacedConsistency(
+        training.consistency_noise, loss_config.jacobian_weight, float(data.stats.forces_rms)) \
+        if training.consistency_noise > 0 and trains_minus_dE_dR \
+        and loss_config.jacobian_weight > 0 else None
     # The model's and the denoising readout's weights: optimised, clipped together.
     clipped = list(model.parameters()) + (list(denoiser.parameters()) if denoiser else [])
     optimizer = torch.optim.AdamW(
@@ -284,6 +289,10 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         losses = objective(outputs, batch, state.step, conservative=conservative)
         if denoiser is not None:  # a second pass: the latent of a displaced copy
             denoiser.add_loss(losses, model, batch, loss_config.denoising_weight)
+        if displaced_consistency is not None and conservative:
+            # A third pass: the Jacobian term on a displaced copy (between the structures).
+            losses.regularizers[DISPLACED_JACOBIAN] = displaced_consistency.loss(model, batch)
+            losses.regularizer_weights[DISPLACED_JACOBIAN] = displaced_consistency.weight
         problem = non_finite(losses.as_floats(), context)
         if problem:
             roll_back(problem)
@@ -328,7 +337,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
                    **{f"cos_{pair}": value for pair, value in cosines.items()}}
             if metrics_log.columns is None:
                 metrics_log.columns = metric_columns(
-                    tasks, objective, balancer, [DENOISING] if denoiser is not None else [])
+                    tasks, objective, balancer, ([DENOISING] if denoiser is not None else [])
+                    + ([DISPLACED_JACOBIAN] if displaced_consistency else []))
             metrics_log.write(row)
             tensorboard.write(row, state.step, prefix="train/")
             bar.set_description(short_losses(row), refresh=False)
