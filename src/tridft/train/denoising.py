@@ -30,14 +30,13 @@ with the same readout.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 from torch import nn
 
 from tridft.data.batch import Batch
 from tridft.model.bottleneck import Latent
 from tridft.model.extra_heads import AtomVectorReadout
+from tridft.train.displaced import displaced_copy
 from tridft.train.losses import Losses
 
 DENOISING = "denoising"
@@ -62,13 +61,9 @@ class Denoiser(nn.Module):
         self._latent = latent
 
     def perturb(self, batch: Batch) -> tuple[Batch, torch.Tensor]:
-        """``batch`` with displaced positions, and the target displacement / sigma (N, 3).
-
-        The neighbour list stays that of the undisplaced structure: the cutoff envelope
-        is zero beyond the cutoff, so a pair pushed out of it drops out smoothly, and one
-        pushed in from just beyond it would carry a weight of ~(sigma/cutoff)^3."""
-        noise = torch.randn_like(batch.positions)  # (N, 3), unit variance
-        return replace(batch, positions=batch.positions + self.sigma * noise), noise
+        """``batch`` with displaced positions, and the target displacement / sigma (N, 3)
+        (train/displaced.py: the neighbour list stays that of the undisplaced structure)."""
+        return displaced_copy(batch, self.sigma)
 
     def prediction(self) -> torch.Tensor:
         """(N, 3): the displacement / sigma read from the latent of the model's last

@@ -19,8 +19,20 @@ import torch
 from tridft.data.batch import Batch
 from tridft.model.jacobian import jacobian_penalty
 from tridft.model.model import CONSERVATIVE_FORCES
+from tridft.train.losses import Losses
 
 DISPLACED_JACOBIAN = "jacobian_displaced"
+
+
+def displaced_copy(batch: Batch, sigma: float) -> tuple[Batch, torch.Tensor]:
+    """``batch`` with every atom moved by Gaussian noise of width ``sigma`` (Angstrom), and
+    that noise in units of sigma, (N, 3) of unit variance.
+
+    The neighbour list stays that of the undisplaced structure: the cutoff envelope is
+    zero beyond the cutoff, so a pair pushed out of it drops out smoothly, and one pushed
+    in from just beyond it would carry a weight of ~(sigma/cutoff)^3."""
+    noise = torch.randn_like(batch.positions)  # (N, 3)
+    return replace(batch, positions=batch.positions + sigma * noise), noise
 
 
 class DisplacedConsistency:
@@ -34,8 +46,12 @@ class DisplacedConsistency:
         self.scale = float(scale)  # eV/Angstrom: the force labels' RMS
 
     def loss(self, model, batch: Batch) -> torch.Tensor:
-        # The neighbour list stays that of the undisplaced structure (see Denoiser.perturb).
-        noise = torch.randn_like(batch.positions)  # (N, 3)
-        copy = replace(batch, positions=batch.positions + self.sigma * noise)
+        copy, _ = displaced_copy(batch, self.sigma)
         outputs = model(copy, forces="both")
         return jacobian_penalty(outputs["forces"], outputs[CONSERVATIVE_FORCES], self.scale)
+
+    def add_loss(self, losses: Losses, model, batch: Batch) -> None:
+        """Add the term of a displaced copy of ``batch`` to ``losses`` as the regulariser
+        ``DISPLACED_JACOBIAN`` (as Denoiser.add_loss does for its own)."""
+        losses.regularizers[DISPLACED_JACOBIAN] = self.loss(model, batch)
+        losses.regularizer_weights[DISPLACED_JACOBIAN] = self.weight

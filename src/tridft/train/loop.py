@@ -291,8 +291,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
             denoiser.add_loss(losses, model, batch, loss_config.denoising_weight)
         if displaced_consistency is not None and conservative:
             # A third pass: the Jacobian term on a displaced copy (between the structures).
-            losses.regularizers[DISPLACED_JACOBIAN] = displaced_consistency.loss(model, batch)
-            losses.regularizer_weights[DISPLACED_JACOBIAN] = displaced_consistency.weight
+            displaced_consistency.add_loss(losses, model, batch)
         problem = non_finite(losses.as_floats(), context)
         if problem:
             roll_back(problem)
