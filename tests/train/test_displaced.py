@@ -10,7 +10,7 @@ import torch
 from tests.physics.helpers import ethanol, perturbed_model
 from tridft.data.batch import collate
 from tridft.model.jacobian import jacobian_penalty
-from tridft.train.displaced import DisplacedConsistency
+from tridft.train.displaced import DisplacedConsistency, displaced_consistency_for
 from tridft.train.loop import train
 
 from .test_loop import read_csv
@@ -47,3 +47,18 @@ def test_a_run_logs_the_displaced_term(tmp_path):
     assert result.steps == 4
     rows = read_csv(tmp_path / "run" / "metrics.csv")
     assert rows and all(float(row["reg_jacobian_displaced"]) > 0 for row in rows)
+
+
+def test_an_inert_setting_says_so(caplog):
+    with caplog.at_level("WARNING", logger="tridft.train.displaced"):
+        assert displaced_consistency_for(0.02, 0.0, 1.0, trains_minus_dE_dR=True) is None
+        assert displaced_consistency_for(0.02, 2.0, 1.0, trains_minus_dE_dR=False) is None
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2
+    assert "jacobian_weight is 0" in messages[0] and "no -dE/dR" in messages[1]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tridft.train.displaced"):
+        assert displaced_consistency_for(0.0, 0.0, 1.0, trains_minus_dE_dR=False) is None
+        term = displaced_consistency_for(0.02, 2.0, 1.3, trains_minus_dE_dR=True)
+    assert not caplog.records  # off, or on and working: nothing to say
+    assert (term.sigma, term.weight, term.scale) == (0.02, 2.0, 1.3)

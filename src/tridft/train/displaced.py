@@ -12,6 +12,7 @@ copy (benchmarks/consistency.py measures the disagreement on and off the trainin
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import torch
@@ -20,6 +21,8 @@ from tridft.data.batch import Batch
 from tridft.model.jacobian import jacobian_penalty
 from tridft.model.model import CONSERVATIVE_FORCES
 from tridft.train.losses import Losses
+
+logger = logging.getLogger(__name__)
 
 DISPLACED_JACOBIAN = "jacobian_displaced"
 
@@ -55,3 +58,18 @@ class DisplacedConsistency:
         ``DISPLACED_JACOBIAN`` (as Denoiser.add_loss does for its own)."""
         losses.regularizers[DISPLACED_JACOBIAN] = self.loss(model, batch)
         losses.regularizer_weights[DISPLACED_JACOBIAN] = self.weight
+
+
+def displaced_consistency_for(sigma: float, jacobian_weight: float, forces_rms: float,
+                              trains_minus_dE_dR: bool) -> DisplacedConsistency | None:
+    """The displaced Jacobian term of ``training.consistency_noise`` (``sigma``, Angstrom),
+    or None when it is 0, or when there is no Jacobian term to displace (no -dE/dR is
+    trained, or ``loss.jacobian_weight`` is 0): then a warning says the option does nothing."""
+    if sigma <= 0:
+        return None
+    if not trains_minus_dE_dR or jacobian_weight <= 0:
+        why = "no -dE/dR is trained" if not trains_minus_dE_dR else "loss.jacobian_weight is 0"
+        logger.warning("training.consistency_noise %g has no effect: %s, so there is no "
+                       "Jacobian term to evaluate on displaced copies", sigma, why)
+        return None
+    return DisplacedConsistency(sigma, jacobian_weight, forces_rms)

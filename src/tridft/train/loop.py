@@ -42,7 +42,7 @@ from tridft.train.balancing import build_balancer, gradient_cosines, shared_para
 from tridft.train.batching import epoch_batches, expected_steps_per_epoch, log_batch_cap
 from tridft.train.config import TrainConfig
 from tridft.train.denoising import DENOISING, Denoiser
-from tridft.train.displaced import DISPLACED_JACOBIAN, DisplacedConsistency
+from tridft.train.displaced import DISPLACED_JACOBIAN, displaced_consistency_for
 from tridft.train.ema import ExponentialMovingAverage
 from tridft.train.evaluate import evaluate
 from tridft.train.limits import (MAX_ROLLBACKS, count_total_steps, divergence_error,
@@ -153,10 +153,9 @@ def _train(config: TrainConfig, resume: bool, progress: bool, context: distribut
         if training.position_noise > 0 else None
     if denoiser is not None:
         context.broadcast_parameters(denoiser)
-    displaced_consistency = DisplacedConsistency(
-        training.consistency_noise, loss_config.jacobian_weight, float(data.stats.forces_rms)) \
-        if training.consistency_noise > 0 and trains_minus_dE_dR \
-        and loss_config.jacobian_weight > 0 else None
+    displaced_consistency = displaced_consistency_for(
+        training.consistency_noise, loss_config.jacobian_weight, float(data.stats.forces_rms),
+        trains_minus_dE_dR)
     # The model's and the denoising readout's weights: optimised, clipped together.
     clipped = list(model.parameters()) + (list(denoiser.parameters()) if denoiser else [])
     optimizer = torch.optim.AdamW(
