@@ -36,6 +36,24 @@ def test_md_writes_a_trajectory_and_a_summary(model_file, tmp_path, capsys):
     assert series(frames, "temperature_K")[0] == pytest.approx(300.0, rel=1e-6)
 
 
+def test_md_with_bond_springs_writes_every_correction(model_file, tmp_path, capsys):
+    structure = tmp_path / "ethanol.xyz"
+    ase.io.write(structure, ethanol_atoms())
+    trajectory = tmp_path / "md.extxyz"
+    code = main(["md", str(model_file), str(structure), "--ensemble", "nve", "--steps", "12",
+                 "--forces", "mts", "--no-progress", "-o", str(trajectory)])
+    assert code == 0
+    assert "valence springs between corrections to -dE/dR every 3 steps" in capsys.readouterr().out
+    frames = read_trajectory(trajectory)
+    np.testing.assert_allclose(series(frames, "time_fs"), [0.0, 1.5, 3.0, 4.5, 6.0])
+    assert series(frames, "polarizability", (3, 3)).shape == (5, 3, 3)
+    # A writing interval between the model's evaluations is refused, naming the fix.
+    code = main(["md", str(model_file), str(structure), "--steps", "12", "--forces", "mts",
+                 "--interval", "2", "--no-progress", "-o", str(tmp_path / "other.extxyz")])
+    assert code != 0
+    assert "multiple" in capsys.readouterr().err
+
+
 def test_md_refuses_an_element_the_model_does_not_know(model_file, tmp_path, capsys):
     structure = tmp_path / "ammonia.xyz"
     ase.io.write(structure, ase.Atoms("NH3", positions=[[0, 0, 0], [1, 0, 0], [0, 1, 0],

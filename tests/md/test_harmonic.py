@@ -97,5 +97,6 @@ def test_the_md_benchmark_quick_mode_runs(tmp_path):
     assert len(results["harmonic"]["model_raman_activity"]) == 21
     assert -1 <= results["harmonic"]["raman_pearson_r"] <= 1
     assert [run["forces"] for run in results["nve"]] == [
-        "conservative", "direct"] + [f"mts k={k}" for k in benchmark.MTS_EVERY]
+        "conservative", "direct"] + [f"mts k={k}" for k in benchmark.MTS_EVERY] \
+        + [f"mts springs k={k}" for k in benchmark.SPRING_EVERY]
     assert all(run["steps"] == 100 and run["steps_per_s"] > 0 for run in results["nve"])

@@ -19,6 +19,10 @@ from tridft.cli.arguments import (add_command, add_model_and_structure, add_no_p
                                   structure_at)
 
 
+# Default steps between corrections with valence springs in between (docs/spectra.md):
+# 1.5 fs at the default 0.5 fs step.
+SPRING_EVERY = 3
+
 HELP = "molecular dynamics with a trained model (ASE), written to extxyz"
 DESCRIPTION = """Run NVE, NVT (Langevin) or NPT molecular dynamics of STRUCTURE with MODEL
 and write energy, forces, polarizability (and dipole) of every --interval-th step to an
@@ -63,18 +67,26 @@ def register(subparsers) -> None:
     parser.add_argument("--on-uncertainty", choices=("warn", "stop"), default="warn",
                         help="above --uncertainty-limit: warn once and count, or stop the run "
                              "(default: warn)")
-    parser.add_argument("--interval", type=positive_int, default=2, metavar="K",
-                        help="write every K-th step (default: 2; the spectrum reaches up to "
-                             "1 / (2 K timestep): 16678 cm^-1 at K = 2 and 0.5 fs)")
-    parser.add_argument("--forces", choices=("conservative", "direct", "mts"),
-                        default="conservative",
-                        help="-dE/dR (conserves energy; the default), the direct force head "
-                             "(about 2x faster, does not conserve energy), or mts: the direct "
-                             "head every step and its correction to -dE/dR every "
-                             "--correction-every steps (docs/spectra.md has the measured "
-                             "speed and drift of each)")
-    parser.add_argument("--correction-every", type=positive_int, default=2, metavar="K",
-                        help="mts: steps between corrections to -dE/dR (default: 2)")
+    parser.add_argument("--interval", type=positive_int, default=None, metavar="K",
+                        help="write every K-th step (default: 2, or every correction with "
+                             "--mts-fast springs; the spectrum reaches up to 1 / (2 K timestep): "
+                             "16678 cm^-1 at K = 2 and 0.5 fs, 8339 at K = 4)")
+    parser.add_argument("--forces", choices=("mts", "conservative", "direct"), default=None,
+                        help="mts: a fast force every step (--mts-fast) and its correction to "
+                             "-dE/dR every --correction-every steps (the default, npt "
+                             "excepted: with valence springs it conserves energy at ~2.5x the "
+                             "speed of -dE/dR every step); conservative: -dE/dR every step "
+                             "(the default in npt); direct: the direct force head (does not "
+                             "conserve energy). docs/spectra.md has the measured speed and "
+                             "drift of each")
+    parser.add_argument("--correction-every", type=positive_int, default=None, metavar="K",
+                        help=f"mts: steps between corrections to -dE/dR (default: "
+                             f"{SPRING_EVERY} with valence springs, 2 with the direct head)")
+    parser.add_argument("--mts-fast", choices=("springs", "direct"), default="springs",
+                        help="mts: the fast force between corrections: valence springs fitted to "
+                             "the model (conserve energy; the model, and so the trajectory, "
+                             "is evaluated at the corrections only) or the direct force head "
+                             "(default: springs)")
     add_seed(parser)
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--threads", type=positive_int, default=1,
@@ -94,10 +106,13 @@ def run(args: argparse.Namespace) -> int:
 
     check_outputs({"-o": args.output}, inputs={"MODEL": args.model, "STRUCTURE": args.structure})
     torch.set_num_threads(args.threads)
+    if args.forces is None:  # multiple time steps do not run NPT
+        args.forces = "conservative" if args.ensemble == "npt" else "mts"
+    every = correction_every(args)
     settings = MDSettings(ensemble=args.ensemble, temperature_K=args.temperature,
                           timestep_fs=args.timestep, steps=args.steps,
-                          friction_per_fs=args.friction, interval=args.interval, seed=args.seed,
-                          correction_every=args.correction_every if args.forces == "mts" else 0,
+                          friction_per_fs=args.friction, interval=writing_interval(args, every),
+                          seed=args.seed, correction_every=every, fast_forces=args.mts_fast,
                           barostat=Barostat(pressure_bar=args.pressure, kind=args.barostat,
                                             coupling_fs=args.barostat_time,
                                             compressibility_per_bar=args.compressibility)
@@ -105,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     record = structure_at(args.structure, args.index)
     atoms = ase.Atoms(numbers=record.numbers, positions=record.positions, cell=record.cell,
                       pbc=record.pbc)
-    forces = "direct" if args.forces == "mts" else args.forces
+    forces = ("direct" if args.mts_fast == "direct" else "conservative") \
+        if args.forces == "mts" else args.forces
     atoms.calc = TriDFTCalculator(args.model, forces=forces, device=args.device,
                                   uncertainty=args.uncertainty,
                                   uncertainty_limit=args.uncertainty_limit,
@@ -123,7 +139,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def correction_every(args: argparse.Namespace) -> int:
+    """k of multiple time steps (0: none): --correction-every, or SPRING_EVERY with bond
+    springs and 2 with the direct head between corrections (docs/spectra.md: what each
+    costs)."""
+    if args.forces != "mts":
+        return 0
+    if args.correction_every is not None:
+        return args.correction_every
+    return SPRING_EVERY if args.mts_fast == "springs" else 2
+
+
+def writing_interval(args: argparse.Namespace, every: int) -> int:
+    """--interval, or 2; with valence springs the model exists only every k steps: k."""
+    if args.interval is not None:
+        return args.interval
+    return every if every > 0 and args.mts_fast == "springs" else 2
+
+
 def _describe(args: argparse.Namespace) -> str:
+    if args.forces is None:  # multiple time steps do not run NPT
+        args.forces = "conservative" if args.ensemble == "npt" else "mts"
+    every = correction_every(args)
+    if args.forces == "mts" and args.mts_fast == "springs":
+        return f"valence springs between corrections to -dE/dR every {every} steps"
     if args.forces == "mts":
-        return f"direct forces corrected to -dE/dR every {args.correction_every} steps"
+        return f"direct forces corrected to -dE/dR every {every} steps"
     return f"{args.forces} forces"

@@ -8,8 +8,9 @@ tridft.md.trajectory): geometry, forces, energy, polarizability, every further
 structure-level result of the calculator (``dipole`` ...), velocities, and the
 bookkeeping ``time_fs``, ``step``, ``kinetic_energy``, ``total_energy`` (eV) and
 ``temperature_K`` (with a stress in the results, as in NPT: ``pressure_bar`` and
-``volume_A3``). The total energy of every step (not only written ones) feeds the
-drift estimate of the summary.
+``volume_A3``). The total energy of every step (not only written ones; with valence springs
+between multiple-time-step corrections, of every correction step) feeds the drift
+estimate of the summary.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tridft.md.trajectory import TrajectoryWriter
 logger = logging.getLogger(__name__)
 
 ENSEMBLES = ("nve", "nvt", "npt")
+FAST_FORCES = ("springs", "direct")  # between multiple-time-step corrections
 # Results written per atom (arrays) rather than per frame (info), unless the
 # calculator says otherwise with a ``per_atom_properties`` attribute.
 _PER_ATOM_RESULTS = ("forces", "energies", "charges")
@@ -57,9 +59,13 @@ class MDSettings:
     interval:        write every ``interval``-th step (step 0 included)
     seed:            seed of the initial velocities and of the Langevin noise
     barostat:        NPT only: target pressure and barostat (default: Barostat(), 1 bar)
-    correction_every: k > 0: multiple time steps (tridft.md.integrators), the direct
-                     force head every step and its correction to -dE/dR every k-th
-                     (needs a TriDFTCalculator); 0: the calculator's own forces
+    correction_every: k > 0: multiple time steps (tridft.md.integrators): a fast force
+                     every step and its correction to -dE/dR every k-th (needs a
+                     TriDFTCalculator); 0: the calculator's own forces
+    fast_forces:     with correction_every: "springs" (valence springs fitted to the
+                     model, tridft.md.reference: conserves energy; the model is evaluated,
+                     observed and written only every k-th step, so ``interval`` must be a
+                     multiple of k) or "direct" (the direct force head)
     """
 
     ensemble: Literal["nve", "nvt", "npt"] = "nvt"
@@ -71,6 +77,7 @@ class MDSettings:
     seed: int = 0
     barostat: Barostat | None = None
     correction_every: int = 0
+    fast_forces: Literal["springs", "direct"] = "springs"
 
     def __post_init__(self):
         if self.ensemble not in ENSEMBLES:
@@ -85,6 +92,19 @@ class MDSettings:
                              "negative")
         if self.correction_every and self.ensemble == "npt":
             raise InputError("multiple time steps (correction_every) run NVE or NVT, not NPT")
+        if self.fast_forces not in FAST_FORCES:
+            raise InputError(f"fast_forces must be one of {', '.join(FAST_FORCES)}, "
+                             f"not '{self.fast_forces}'")
+        if self.observed_every > 1 and self.interval % self.observed_every:
+            raise InputError(f"with springs between corrections the model is evaluated "
+                             f"every {self.correction_every} steps only: the writing "
+                             f"interval ({self.interval}) must be a multiple of it")
+
+    @property
+    def observed_every(self) -> int:
+        """Steps between the model's full evaluations (energy, polarizability ...)."""
+        return self.correction_every if self.correction_every \
+            and self.fast_forces == "springs" else 1
 
 
 @dataclass
@@ -164,8 +184,13 @@ def make_integrator(atoms: ase.Atoms, settings: MDSettings):
         from tridft.md.integrators import MultipleTimeStepVerlet
 
         friction = settings.friction_per_fs / ase_units.fs if settings.ensemble == "nvt" else 0
+        from tridft.md.reference import ValenceSprings
+
+        reference = ValenceSprings.from_model(atoms.calc.model, atoms) \
+            if settings.fast_forces == "springs" else None
         return MultipleTimeStepVerlet(atoms, timestep, every=settings.correction_every,
-                                      temperature_K=settings.temperature_K, friction=friction,
+                                      reference=reference, temperature_K=settings.temperature_K,
+                                      friction=friction,
                                       rng=np.random.default_rng(settings.seed + 1))
     if settings.ensemble == "nve":
         return VelocityVerlet(atoms, timestep)
@@ -219,10 +244,10 @@ def run_md(atoms: ase.Atoms, settings: MDSettings, trajectory: str | os.PathLike
             if step % settings.interval == 0:
                 writer.write(atoms, *frame_contents(atoms, step, time_fs))
             if bar is not None and step > 0:
-                bar.update(1)
+                bar.update(settings.observed_every)
 
         guard = BlowUpGuard(settings.temperature_K, len(atoms), str(trajectory))
-        integrator.attach(observe, interval=1)
+        integrator.attach(observe, interval=settings.observed_every)
         start, start_cpu = time.perf_counter(), time.process_time()
         try:
             integrator.run(settings.steps)

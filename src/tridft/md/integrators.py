@@ -1,22 +1,31 @@
-"""A multiple-time-step integrator: the direct force head every step, -dE/dR every k steps.
+"""Multiple time steps: a fast force every step, the rest of -dE/dR every k steps.
 
-The direct force head costs one forward pass; the conservative forces -dE/dR a
-forward and a backward pass (about 3x the time), but only they conserve energy.
-Impulse multiple time stepping (r-RESPA, Tuckerman, Berne and Martyna 1992) gets
-most of the speed of the first and the energy conservation of the second by
-splitting the exact conservative force into a fast part and a correction:
+The conservative forces -dE/dR cost a forward and a backward pass of the model; only
+they conserve energy. Impulse multiple time stepping (r-RESPA, Tuckerman, Berne and
+Martyna 1992) evaluates them only every k-th step by splitting them into a fast part
+and a correction:
 
-    F = F_direct + (F_conservative - F_direct)
-        fast, every step   correction, a kick of k * dt every k-th step
+    F = F_fast + (F_conservative - F_fast)
+        every step   a kick of k * dt every k-th step
 
 which is velocity Verlet with the effective force
 
-    F_eff(step n) = F_direct + k (F_conservative - F_direct)   if n % k == 0
-                  = F_direct                                    otherwise
+    F_eff(step n) = F_fast + k (F_conservative - F_fast)   if n % k == 0
+                  = F_fast                                  otherwise
 
-On average over k steps the atoms feel exactly -dE/dR, so the energy they
-conserve is the model's energy; the direct head only has to be close to it
-(the Jacobian regularizer's job) for the splitting error to stay small.
+On average over k steps the atoms feel exactly -dE/dR. Two fast forces:
+
+- ``reference`` (tridft.md.reference.ValenceSprings, the default of ``tridft md``):
+  Morse springs on the bonds and across the bond angles, fitted to the model,
+  evaluated in numpy without the model.
+  They are the gradient of a potential, so the integrator is symplectic and
+  time-reversible and conserves the model's energy as velocity Verlet does; the steps
+  between corrections cost microseconds, so k steps cost little more than one
+  conservative evaluation. The model's results (energy, polarizability, ...) exist
+  only at the correction steps: observe and write trajectories every k steps.
+- the direct force head (no reference): one forward pass per step. It is not the
+  gradient of anything, and the work of its non-conservative part accumulates: the
+  energy drifts, faster the more the two force estimates disagree (docs/spectra.md).
 
 With a friction (NVT) the step is BAOAB (Leimkuhler and Matthews 2013): the
 Ornstein-Uhlenbeck velocity update sits between two half drifts; without
@@ -29,17 +38,22 @@ import numpy as np
 from ase import units as ase_units
 from ase.md.md import MolecularDynamics
 
+from tridft.md.reference import ValenceSprings
+
 
 class MultipleTimeStepVerlet(MolecularDynamics):
-    """ASE dynamics with a TriDFTCalculator: direct forces, corrected every ``every`` steps.
+    """ASE dynamics with a TriDFTCalculator: a fast force, corrected every ``every`` steps.
 
     timestep:         ASE time units (fs * ase.units.fs)
     every:            k, steps between conservative corrections (1: plain conservative MD)
+    reference:        the fast force: a ValenceSprings (tridft.md.reference), or None for
+                      the model's direct force head
     temperature_K:    of the Langevin thermostat (with ``friction`` > 0)
     friction:         1 / ASE time; 0: NVE
     """
 
-    def __init__(self, atoms, timestep: float, every: int = 4, temperature_K: float = 0.0,
+    def __init__(self, atoms, timestep: float, every: int = 4,
+                 reference: ValenceSprings | None = None, temperature_K: float = 0.0,
                  friction: float = 0.0, rng: np.random.Generator | None = None, **kwargs):
         super().__init__(atoms, timestep, **kwargs)
         if every < 1:
@@ -47,6 +61,9 @@ class MultipleTimeStepVerlet(MolecularDynamics):
         if not hasattr(atoms.calc, "force_source"):
             raise TypeError("MultipleTimeStepVerlet needs a TriDFTCalculator")
         self.every = every
+        self.reference = reference
+        if reference is not None:  # the model is only evaluated for the corrections
+            atoms.calc.force_source = "conservative"
         self.friction = friction
         self.temperature_K = temperature_K
         self.rng = rng or np.random.default_rng()
@@ -55,15 +72,26 @@ class MultipleTimeStepVerlet(MolecularDynamics):
     def effective_forces(self) -> np.ndarray:
         """(n, 3) eV/Angstrom at the current positions, for step number ``self.nsteps``."""
         calc = self.atoms.calc
-        if self.nsteps % self.every == 0:
+        correction = self.nsteps % self.every == 0
+        if self.reference is not None:
+            fast = self.reference.forces(self.atoms.positions)
+            if not correction:
+                return fast
+            calc.force_source = "conservative"
+            return fast + self.every * (self.atoms.get_forces() - fast)
+        if correction:
             calc.force_source = "both"
             conservative = self.atoms.get_forces()  # "both": forces are -dE/dR
             direct = calc.results["direct_forces"]
-            forces = direct + self.every * (conservative - direct)
-        else:
-            calc.force_source = "direct"
-            forces = self.atoms.get_forces()
-        return forces
+            return direct + self.every * (conservative - direct)
+        calc.force_source = "direct"
+        return self.atoms.get_forces()
+
+    def _refresh_properties(self) -> None:
+        """ASE asks for the forces after every step, for its observers; with a reference
+        the model's results exist only at the correction steps (observe those)."""
+        if self.reference is None or self.nsteps % self.every == 0:
+            super()._refresh_properties()
 
     def step(self, forces=None):
         atoms, dt = self.atoms, self.dt
