@@ -70,12 +70,12 @@ def register(subparsers) -> None:
     parser.add_argument("--interval", type=positive_int, default=None, metavar="K",
                         help="write every K-th step (default: 2, or every correction with "
                              "--mts-fast springs; the spectrum reaches up to 1 / (2 K timestep): "
-                             "16678 cm^-1 at K = 2 and 0.5 fs, 8339 at K = 4)")
+                             "16678 cm^-1 at K = 2 and 0.5 fs, 11118 at K = 3)")
     parser.add_argument("--forces", choices=("mts", "conservative", "direct"), default=None,
                         help="mts: a fast force every step (--mts-fast) and its correction to "
                              "-dE/dR every --correction-every steps (the default, npt "
-                             "excepted: with valence springs it conserves energy at ~2.5x the "
-                             "speed of -dE/dR every step); conservative: -dE/dR every step "
+                             "excepted: with valence springs it keeps the energy bounded at ~3x "
+                             "the speed of -dE/dR every step); conservative: -dE/dR every step "
                              "(the default in npt); direct: the direct force head (does not "
                              "conserve energy). docs/spectra.md has the measured speed and "
                              "drift of each")
