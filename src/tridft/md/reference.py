@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
+from functools import partial
 
 import ase
 import numpy as np
@@ -184,31 +185,35 @@ def valence_pairs(atoms: ase.Atoms, scale: float = BOND_SCALE) -> tuple[Pairs, P
 
 def stretch_constants(model: TriDFTModel, atoms: ase.Atoms, first: np.ndarray,
                       second: np.ndarray, directions: np.ndarray) -> np.ndarray:
-    """(B,) eV/Angstrom^2: -u^T H[first, second] u for each bond, u = ``directions`` (B, 3).
+    """(P,) eV/Angstrom^2: -u^T H[first, second] u for each pair, u = ``directions`` (P, 3).
 
-    One Hessian-vector product per bond (H v with v = u on atom ``first``), batched
-    CHUNK at a time, on a float64 copy of the model (second derivatives of float32 are noisy).
+    One Hessian-vector product per pair (H v with v = u on atom ``first``), batched
+    CHUNK at a time, on a float64 copy of the model (second derivatives of float32 are
+    noisy), on the model's device.
     """
     if len(first) == 0:
         return np.zeros(0)
     model = copy.deepcopy(model).to(torch.float64).eval()
-    batch = collate([atoms_to_geometry(atoms)], model.cutoff, dtype=torch.float64)
+    device = next(model.parameters()).device
+    batch = collate([atoms_to_geometry(atoms)], model.cutoff, dtype=torch.float64).to(device)
     positions = batch.positions.detach().requires_grad_(True)  # (n, 3)
     batch = replace(batch, positions=positions)
-    directions_t = torch.as_tensor(directions, dtype=torch.float64)  # (B, 3)
+    as_tensor = partial(torch.as_tensor, device=device)
+    directions_t = as_tensor(directions, dtype=torch.float64)  # (P, 3)
     constants = []
     with torch.enable_grad():
         (gradient,) = torch.autograd.grad(model(batch)[ENERGY].sum(), positions,
                                           create_graph=True)  # (n, 3)
         for start in range(0, len(first), CHUNK):
             rows = slice(start, start + CHUNK)
-            index = torch.arange(len(first[rows]))
-            vectors = torch.zeros(len(first[rows]), *positions.shape, dtype=torch.float64)
-            vectors[index, torch.as_tensor(first[rows])] = directions_t[rows]
+            index = torch.arange(len(first[rows]), device=device)
+            vectors = torch.zeros(len(first[rows]), *positions.shape, dtype=torch.float64,
+                                  device=device)  # (b, n, 3)
+            vectors[index, as_tensor(first[rows])] = directions_t[rows]
             products = _hessian_vector_products(gradient, positions, vectors)  # (b, n, 3)
-            on_second = products[index, torch.as_tensor(second[rows])]  # (b, 3)
+            on_second = products[index, as_tensor(second[rows])]  # (b, 3)
             constants.append(-(on_second * directions_t[rows]).sum(dim=1))
-    return torch.cat(constants).detach().numpy()
+    return torch.cat(constants).detach().cpu().numpy()
 
 
 def _hessian_vector_products(gradient: torch.Tensor, positions: torch.Tensor,
