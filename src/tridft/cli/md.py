@@ -71,14 +71,15 @@ def register(subparsers) -> None:
                         help="write every K-th step (default: 2, or every correction with "
                              "--mts-fast springs; the spectrum reaches up to 1 / (2 K timestep): "
                              "16678 cm^-1 at K = 2 and 0.5 fs, 11118 at K = 3)")
-    parser.add_argument("--forces", choices=("mts", "conservative", "direct"), default=None,
-                        help="mts: a fast force every step (--mts-fast) and its correction to "
-                             "-dE/dR every --correction-every steps (the default, npt "
-                             "excepted: with valence springs it keeps the energy bounded at ~3x "
-                             "the speed of -dE/dR every step); conservative: -dE/dR every step "
-                             "(the default in npt); direct: the direct force head (does not "
-                             "conserve energy). docs/spectra.md has the measured speed and "
-                             "drift of each")
+    parser.add_argument("--forces", choices=("conservative", "mts", "direct"),
+                        default="conservative",
+                        help="conservative: -dE/dR every step (the default: conserves energy); "
+                             "mts: a fast force every step (--mts-fast) and its correction to "
+                             "-dE/dR every --correction-every steps (with valence springs ~3x "
+                             "as fast, the energy bounded but drifting more, C-H bands ~8 "
+                             "cm^-1 lower; not in npt); direct: the direct force head (does "
+                             "not conserve energy). docs/spectra.md has the measured speed "
+                             "and drift of each")
     parser.add_argument("--correction-every", type=positive_int, default=None, metavar="K",
                         help=f"mts: steps between corrections to -dE/dR (default: "
                              f"{SPRING_EVERY} with valence springs, 2 with the direct head)")
@@ -106,8 +107,6 @@ def run(args: argparse.Namespace) -> int:
 
     check_outputs({"-o": args.output}, inputs={"MODEL": args.model, "STRUCTURE": args.structure})
     torch.set_num_threads(args.threads)
-    if args.forces is None:  # multiple time steps do not run NPT
-        args.forces = "conservative" if args.ensemble == "npt" else "mts"
     every = correction_every(args)
     settings = MDSettings(ensemble=args.ensemble, temperature_K=args.temperature,
                           timestep_fs=args.timestep, steps=args.steps,
@@ -158,8 +157,6 @@ def writing_interval(args: argparse.Namespace, every: int) -> int:
 
 
 def _describe(args: argparse.Namespace) -> str:
-    if args.forces is None:  # multiple time steps do not run NPT
-        args.forces = "conservative" if args.ensemble == "npt" else "mts"
     every = correction_every(args)
     if args.forces == "mts" and args.mts_fast == "springs":
         return f"valence springs between corrections to -dE/dR every {every} steps"
