@@ -15,7 +15,7 @@ which is velocity Verlet with the effective force
 
 On average over k steps the atoms feel exactly -dE/dR. Two fast forces:
 
-- ``reference`` (tridft.md.reference.ValenceSprings, the default of ``tridft md``):
+- ``reference`` (tridft.md.reference.ValenceSprings, the default of ``tridft md --forces mts``):
   Morse springs on the bonds and across the bond angles, fitted to the model,
   evaluated in numpy without the model.
   They are the gradient of a potential, so the integrator is symplectic and
