@@ -88,6 +88,7 @@ def nve_run(model, reference: dict, forces: str, steps: int, workdir: Path,
     """forces: "conservative", "direct" or "springs" (valence springs between corrections)."""
     atoms = ase.Atoms(numbers=reference["numbers"], positions=reference["positions_angstrom"])
     springs = forces == "springs"
+    label = (f"mts springs k={every}" if springs else f"mts k={every}") if every else forces
     atoms.calc = TriDFTCalculator(model, forces="conservative" if springs else forces)
     settings = MDSettings(ensemble="nve", temperature_K=300.0, timestep_fs=0.5, steps=steps,
                           interval=every if springs else 2, seed=0, correction_every=every,
@@ -96,15 +97,14 @@ def nve_run(model, reference: dict, forces: str, steps: int, workdir: Path,
     try:
         summary = run_md(atoms, settings, path)
     except TriDFTError as error:  # the blow-up guard stopped it: a result, not a crash
-        return {"forces": (f"mts springs k={every}" if springs else f"mts k={every}") if every
-                else forces, "correction_every": every, "steps": steps, "blew_up": str(error)}
+        return {"forces": label, "correction_every": every, "steps": steps,
+                "blew_up": str(error)}
     frames = read_trajectory(path)
     total = series(frames, "total_energy")
     time_fs = series(frames, "time_fs")
     early = time_fs <= EARLY_FS
     return {
-        "forces": (f"mts springs k={every}" if springs else f"mts k={every}") if every
-        else forces,
+        "forces": label,
         "correction_every": every,
         "steps": steps,
         "duration_ps": steps * settings.timestep_fs / 1000,

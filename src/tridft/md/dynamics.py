@@ -182,10 +182,9 @@ def make_integrator(atoms: ase.Atoms, settings: MDSettings):
     timestep = settings.timestep_fs * ase_units.fs
     if settings.correction_every:
         from tridft.md.integrators import MultipleTimeStepVerlet
-
-        friction = settings.friction_per_fs / ase_units.fs if settings.ensemble == "nvt" else 0
         from tridft.md.reference import ValenceSprings
 
+        friction = settings.friction_per_fs / ase_units.fs if settings.ensemble == "nvt" else 0
         reference = ValenceSprings.from_model(atoms.calc.model, atoms) \
             if settings.fast_forces == "springs" else None
         return MultipleTimeStepVerlet(atoms, timestep, every=settings.correction_every,

@@ -40,8 +40,7 @@ energy fluctuation of corrections every 3 steps from 1.8 to 1.0 meV.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 import ase
@@ -49,9 +48,8 @@ import numpy as np
 import torch
 from ase.neighborlist import natural_cutoffs, neighbor_list
 
-from tridft.data.batch import collate
-from tridft.md.calculator import atoms_to_geometry
-from tridft.model.model import ENERGY, TriDFTModel
+from tridft.model.model import TriDFTModel
+from tridft.spectra.harmonic import energy_gradient, jacobian_rows
 
 BOND_SCALE = 1.2  # bonded: closer than this x the sum of the covalent radii
 BOND_A = 1.9  # 1/Angstrom: the anharmonicity of bond springs (a above)
@@ -91,10 +89,10 @@ class ValenceSprings:
         first, second, offsets = (np.concatenate([b, a]) for b, a in zip(bonds, angles))
         vectors = atoms.positions[second] + offsets - atoms.positions[first]  # (P, 3)
         lengths = np.linalg.norm(vectors, axis=1)
-        anharmonicity = np.concatenate([np.full(len(bonds[0]), BOND_A),
-                                        np.full(len(angles[0]), ANGLE_A)])
+        is_bond = np.arange(len(first)) < len(bonds[0])  # (P,): bonds first, then angles
+        anharmonicity = np.where(is_bond, BOND_A, ANGLE_A)
         kinds = [(min(a, b), max(a, b), bond) for a, b, bond in
-                 zip(atoms.numbers[first], atoms.numbers[second], anharmonicity == BOND_A)]
+                 zip(atoms.numbers[first], atoms.numbers[second], is_bond)]
         measured = _measured_pairs(kinds)
         own = stretch_constants(model, atoms, first[measured], second[measured],
                                 vectors[measured] / lengths[measured, None])
@@ -193,37 +191,20 @@ def stretch_constants(model: TriDFTModel, atoms: ase.Atoms, first: np.ndarray,
     """
     if len(first) == 0:
         return np.zeros(0)
-    model = copy.deepcopy(model).to(torch.float64).eval()
-    device = next(model.parameters()).device
-    batch = collate([atoms_to_geometry(atoms)], model.cutoff, dtype=torch.float64).to(device)
-    positions = batch.positions.detach().requires_grad_(True)  # (n, 3)
-    batch = replace(batch, positions=positions)
+    positions, gradient = energy_gradient(model, atoms)  # (n, 3) each
+    device = positions.device
     as_tensor = partial(torch.as_tensor, device=device)
     directions_t = as_tensor(directions, dtype=torch.float64)  # (P, 3)
     constants = []
-    with torch.enable_grad():
-        (gradient,) = torch.autograd.grad(model(batch)[ENERGY].sum(), positions,
-                                          create_graph=True)  # (n, 3)
-        for start in range(0, len(first), CHUNK):
-            rows = slice(start, start + CHUNK)
-            index = torch.arange(len(first[rows]), device=device)
-            vectors = torch.zeros(len(first[rows]), *positions.shape, dtype=torch.float64,
-                                  device=device)  # (b, n, 3)
-            vectors[index, as_tensor(first[rows])] = directions_t[rows]
-            products = _hessian_vector_products(gradient, positions, vectors)  # (b, n, 3)
-            on_second = products[index, as_tensor(second[rows])]  # (b, 3)
-            constants.append(-(on_second * directions_t[rows]).sum(dim=1))
+    for start in range(0, len(first), CHUNK):
+        rows = slice(start, start + CHUNK)
+        index = torch.arange(len(first[rows]), device=device)
+        vectors = torch.zeros(len(first[rows]), *positions.shape, dtype=torch.float64,
+                              device=device)  # (b, n, 3)
+        vectors[index, as_tensor(first[rows])] = directions_t[rows]
+        # H is symmetric: v^T H = H v.
+        products = jacobian_rows(gradient.reshape(-1), positions,
+                                 vectors.reshape(len(index), -1)).reshape(vectors.shape)
+        on_second = products[index, as_tensor(second[rows])]  # (b, 3)
+        constants.append(-(on_second * directions_t[rows]).sum(dim=1))
     return torch.cat(constants).detach().cpu().numpy()
-
-
-def _hessian_vector_products(gradient: torch.Tensor, positions: torch.Tensor,
-                             vectors: torch.Tensor) -> torch.Tensor:
-    """(b, n, 3): H v for each of the b ``vectors`` (b, n, 3); one batched backward pass
-    where autograd supports it, else one pass per vector."""
-    try:
-        (products,) = torch.autograd.grad(gradient, positions, vectors, retain_graph=True,
-                                          is_grads_batched=True)
-        return products
-    except RuntimeError:  # an operation without a batching rule
-        return torch.stack([torch.autograd.grad(gradient, positions, vector,
-                                                retain_graph=True)[0] for vector in vectors])

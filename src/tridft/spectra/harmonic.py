@@ -52,31 +52,44 @@ def model_hessian(model: TriDFTModel, atoms: ase.Atoms,
     Row and column index 3 * atom + xyz. Evaluated on a ``dtype`` copy of the model
     (float64 by default: second derivatives of a float32 model are noisy).
     """
-    model = copy.deepcopy(model).to(dtype).eval()
-    batch = collate([atoms_to_geometry(atoms)], model.cutoff, dtype=dtype)
-    positions = batch.positions.detach().requires_grad_(True)
-    batch = replace(batch, positions=positions)
-    with torch.enable_grad():
-        energy = model(batch)[ENERGY].sum()
-        (gradient,) = torch.autograd.grad(energy, positions, create_graph=True)
-        hessian = jacobian_rows(gradient.reshape(-1), positions).detach().cpu().numpy()
+    positions, gradient = energy_gradient(model, atoms, dtype)
+    hessian = jacobian_rows(gradient.reshape(-1), positions).detach().cpu().numpy()
     return 0.5 * (hessian + hessian.T)
 
 
-def jacobian_rows(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    """(K, inputs.numel()) derivatives of each of the K ``outputs`` (1-D, with a graph).
+def energy_gradient(model: TriDFTModel, atoms: ase.Atoms,
+                    dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(positions, dE/dR), both (n, 3): the positions of ``atoms`` as a tensor that requires
+    grad, and the gradient of the energy of a ``dtype`` copy of ``model`` with its graph,
+    for second derivatives by autograd; on the model's device."""
+    model = copy.deepcopy(model).to(dtype).eval()
+    device = next(model.parameters()).device
+    batch = collate([atoms_to_geometry(atoms)], model.cutoff, dtype=dtype).to(device)
+    positions = batch.positions.detach().requires_grad_(True)
+    with torch.enable_grad():
+        energy = model(replace(batch, positions=positions))[ENERGY].sum()
+        (gradient,) = torch.autograd.grad(energy, positions, create_graph=True)
+    return positions, gradient
 
-    One batched backward pass (vmap over the rows of the identity) where autograd
-    supports it, else one backward pass per row.
+
+def jacobian_rows(outputs: torch.Tensor, inputs: torch.Tensor,
+                  rows: torch.Tensor | None = None) -> torch.Tensor:
+    """(K, inputs.numel()): v^T J for each of the K ``rows`` v (K, outputs.numel()), J the
+    derivatives of the 1-D ``outputs`` (with a graph) by ``inputs``; without ``rows``,
+    the identity: J itself, one row per output.
+
+    One batched backward pass (vmap over the rows) where autograd supports it, else one
+    backward pass per row.
     """
-    rows = torch.eye(outputs.numel(), dtype=outputs.dtype, device=outputs.device)
+    if rows is None:
+        rows = torch.eye(outputs.numel(), dtype=outputs.dtype, device=outputs.device)
     try:
         (jacobian,) = torch.autograd.grad(outputs, inputs, rows, retain_graph=True,
                                           is_grads_batched=True)
-        return jacobian.reshape(outputs.numel(), -1)
+        return jacobian.reshape(len(rows), -1)
     except RuntimeError:  # an operation without a batching rule
-        return torch.stack([torch.autograd.grad(value, inputs, retain_graph=True)[0].reshape(-1)
-                            for value in outputs])
+        return torch.stack([torch.autograd.grad(outputs, inputs, row, retain_graph=True)[0]
+                            .reshape(-1) for row in rows])
 
 
 def finite_difference_hessian(atoms: ase.Atoms, delta: float = 0.005) -> np.ndarray:
