@@ -66,3 +66,26 @@ def test_distillation_starts_from_the_trained_heads_and_records_its_progress(run
     # The teacher is never trained: its error stays put while the student's moves.
     assert last["teacher_mae"] == pytest.approx(first["teacher_mae"], rel=1e-6)
     assert last["student_mae"] != first["student_mae"]
+
+
+def test_generalisation_gap_reproduces_the_runs_test_metrics(run, tmp_path):
+    out = tmp_path / "gap.json"
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "generalisation_gap.py"), str(run),
+         "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(out.read_text())["runs"][0]
+    reported = json.loads((run / "metrics.json").read_text())  # the run's test split
+    test = result["test"]
+    # Ethanol structures are all 9 atoms: the mean of per-structure means is the MAE.
+    assert test["direct_forces"] == pytest.approx(1000 * reported["forces_mae"], rel=1e-4)
+    assert test["conservative_forces"] == pytest.approx(
+        1000 * reported["conservative_forces_mae"], rel=1e-4)
+    assert test["energy"] == pytest.approx(1000 * reported["energy_mae"], rel=1e-4)
+    assert test["polarizability"] == pytest.approx(1000 * reported["polarizability_mae"],
+                                                   rel=1e-4)
+    assert set(result) >= {"train", "validation", "test", "test_spread"}
+    spread = result["test_spread"]
+    assert sorted(spread["conservative_forces_percentiles_10_50_90_99"]) \
+        == spread["conservative_forces_percentiles_10_50_90_99"]
+    assert -1 <= spread["correlation_with_energy_above_lowest"] <= 1
