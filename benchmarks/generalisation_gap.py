@@ -77,18 +77,17 @@ def measure(run: Path) -> dict:
     data = load_data(load_config(run / "config.yaml"), run, resume=True)
     parts = {"train": data.train.records, "validation": data.validation, "test": data.test}
     result: dict = {"run": str(run)}
-    for name, records in parts.items():
-        if not records:
-            continue
-        result[name] = summary(per_structure_errors(model, GraphDataset(records,
-                                                                        model.cutoff)))
-    test_errors = per_structure_errors(model, GraphDataset(data.test, model.cutoff))
+    errors = {name: per_structure_errors(model, GraphDataset(records, model.cutoff))
+              for name, records in parts.items() if records}
+    result.update({name: summary(part) for name, part in errors.items()})
+    if "test" not in errors:
+        return result
     energies = np.array([r.energy if r.energy is not None else np.nan
                          for r in data.train.records + data.test])
     lowest = np.nanmin(energies)
     above = np.array([r.energy - lowest if r.energy is not None else np.nan
                       for r in data.test])  # eV
-    forces = test_errors["conservative_forces"]
+    forces = errors["test"]["conservative_forces"]
     usable = np.isfinite(forces) & np.isfinite(above)
     if usable.sum() > 2:
         worst = np.argsort(forces[usable])[::-1][:5]
