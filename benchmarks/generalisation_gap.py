@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from tridft.data.dataset import GraphDataset
+from tridft.errors import TriDFTError
 from tridft.files import write_json_atomic
 from tridft.model.model import CONSERVATIVE_FORCES, ENERGY, FORCES, POLARIZABILITY
 from tridft.model.persistence import load_model
@@ -112,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     results = []
     for run in args.runs:
-        result = measure(Path(run))
+        try:
+            result = measure(Path(run))
+        except TriDFTError as error:  # a missing or unreadable run: one line, no traceback
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         results.append(result)
         print(run)
         for part in ("train", "validation", "test"):
